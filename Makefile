@@ -1,0 +1,57 @@
+# mediasuite: the project's interface. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BUF_VERSION := 1.75.0
+BUF := .tools/node_modules/.bin/buf
+BENCH ?=
+PYTEST_ARGS ?=
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: help setup protos proto-check lint test run bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv with the locked dependencies and the suite installed (idempotent)
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -r requirements/lock.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
+	@test -f protos/gen/python/mediasuite/py.typed || $(BIN)/python tools/protos.py generate
+	@touch $@
+
+protos: $(STAMP) ## regenerate protos/gen/python from protos/ (commit the result)
+	$(BIN)/python tools/protos.py generate
+
+proto-check: $(STAMP) ## fail when the committed generated code differs from what protos/ produce
+	$(BIN)/python tools/protos.py check
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
+
+lint: $(STAMP) $(BUF) proto-check ## buf lint, ruff, mypy, generated-code drift
+	$(BIN)/python tools/protos.py lint --buf $(BUF)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy services gateway bench tools tests
+
+test: $(STAMP) ## run the whole test suite (real Redis on 127.0.0.1:6379, real gRPC on loopback)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+run: $(STAMP) ## start all five services on loopback (Ctrl-C stops them gracefully)
+	$(BIN)/mediasuite up
+
+bench: $(STAMP) ## run the benchmarks under bench/ (BENCH=name runs one) and print the table
+	$(BIN)/python -m bench $(BENCH)
+
+clean: ## remove the virtualenv, caches and benchmark output
+	rm -rf $(VENV) .tools .bench .pytest_cache .mypy_cache .ruff_cache
