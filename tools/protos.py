@@ -39,9 +39,7 @@ def _protobuf_include() -> Path:
 
 def proto_files(protos: Path) -> list[str]:
     """Every .proto of ours under protos/, relative to it, sorted (generation order is stable)."""
-    return sorted(
-        str(p.relative_to(protos)) for p in (protos / "mediasuite").rglob("*.proto")
-    )
+    return sorted(str(p.relative_to(protos)) for p in (protos / "mediasuite").rglob("*.proto"))
 
 
 def generate(protos: Path, out: Path) -> None:
@@ -74,9 +72,7 @@ def generate(protos: Path, out: Path) -> None:
 
 def _tree(root: Path) -> dict[str, Path]:
     return {
-        str(p.relative_to(root)): p
-        for p in root.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
+        str(p.relative_to(root)): p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
     }
 
 
@@ -120,32 +116,38 @@ def lint(protos: Path, buf: str) -> int:
 
     with tempfile.TemporaryDirectory(prefix="mediasuite-buf-") as tmp:
         image = Path(tmp) / "image.binpb"
-        code = protoc.main([
-            "grpc_tools.protoc",
-            f"-I{protos}",
-            f"-I{_googleapis_include()}",
-            f"-I{_protobuf_include()}",
-            "--include_imports",
-            "--include_source_info",
-            f"-o{image}",
-            *proto_files(protos),
-        ])
+        code = protoc.main(
+            [
+                "grpc_tools.protoc",
+                f"-I{protos}",
+                f"-I{_googleapis_include()}",
+                f"-I{_protobuf_include()}",
+                "--include_imports",
+                "--include_source_info",
+                f"-o{image}",
+                *proto_files(protos),
+            ]
+        )
         if code != 0:
-            return code
+            return int(code)
         result = subprocess.run(  # noqa: S603 (the buf path is ours, from the Makefile)
             [buf, "lint", str(image), "--config", str(protos / "buf.yaml"), "--path", "mediasuite"],
             check=False,
         )
     if result.returncode == 0:
         print(f"buf lint: {len(proto_files(protos))} files clean (STANDARD + COMMENTS)")
-    return result.returncode
+    return int(result.returncode)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["generate", "check", "lint"])
     parser.add_argument("--protos", type=Path, default=PROTOS, help="proto source root (default: protos/)")
-    parser.add_argument("--gen", type=Path, default=GEN, help="generated code root (default: protos/gen/python)")
+    parser.add_argument(
+        "--gen", type=Path, default=GEN, help="generated code root (default: protos/gen/python)"
+    )
     parser.add_argument("--buf", default="buf", help="buf executable for lint (default: buf on PATH)")
     args = parser.parse_args(argv)
     os.chdir(ROOT)

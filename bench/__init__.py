@@ -1,0 +1,1 @@
+"""Benchmarks: each module bench_<name>.py measures our code against a named anchor in the same run."""

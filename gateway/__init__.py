@@ -1,0 +1,1 @@
+"""The mediasuite HTTP/JSON gateway: outside callers reach the services through it."""

@@ -1,0 +1,1 @@
+"""mediasuite services: the shared runtime and the four gRPC services (cache, processing, batch, monitor)."""

@@ -1,0 +1,5 @@
+"""python -m services.cache: run the cache service."""
+
+from services.cache.server import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Command-line programs: ``mediasuite`` (run the suite) and ``mediactl`` (call it)."""

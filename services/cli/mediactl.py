@@ -1,0 +1,117 @@
+"""``mediactl``: the command-line client of mediasuite, over the generated gRPC stubs.
+
+Every service address has an option and an environment variable (``--cache-addr`` /
+``CACHE_ADDR`` ...), defaulting to the loopback ports ``mediasuite up`` uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.probe import HealthResult, check_health
+from services.runtime.suite import PROCESSES
+
+__all__ = ["Targets", "cli", "main"]
+
+console = Console(highlight=False)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The address of each process, as chosen by options or environment."""
+
+    addresses: dict[str, str]
+    timeout: float
+
+
+def _address_options(func: click.decorators.FC) -> click.decorators.FC:
+    for proc in reversed(PROCESSES):
+        func = click.option(
+            f"--{proc.name}-addr",
+            envvar=proc.addr_env,
+            default=proc.default_address,
+            show_default=True,
+            show_envvar=True,
+            help=f"Address of the {proc.name} process.",
+        )(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@_address_options
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.05),
+    default=5.0,
+    show_default=True,
+    help="Deadline of each call, seconds.",
+)
+@click.pass_context
+def cli(ctx: click.Context, /, timeout: float, **addresses: str) -> None:
+    """Call the mediasuite services.
+
+    \b
+    Examples:
+      mediactl health                  # is every service serving?
+      mediactl --cache-addr 10.0.0.5:50051 health
+    """
+    ctx.obj = Targets({name.removesuffix("_addr"): addr for name, addr in addresses.items()}, timeout)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per check instead of a table.")
+@click.pass_obj
+def health(targets: Targets, as_json: bool) -> None:
+    """Check every service over grpc.health.v1; exit 1 when one is not SERVING.
+
+    Example: mediactl health --json
+    """
+
+    async def run() -> list[tuple[str, HealthResult]]:
+        checks = [
+            check_health(targets.addresses[p.name], ("", *p.services), deadline_s=targets.timeout)
+            for p in PROCESSES
+        ]
+        found = await asyncio.gather(*checks)
+        return [(p.name, r) for p, results in zip(PROCESSES, found, strict=True) for r in results]
+
+    results = asyncio.run(run())
+    if as_json:
+        for name, r in results:
+            click.echo(
+                json.dumps(
+                    {
+                        "process": name,
+                        "target": r.target,
+                        "service": r.service,
+                        "status": r.status,
+                        "latency_ms": round(r.latency_ms, 2),
+                    }
+                )
+            )
+    else:
+        table = Table()
+        for column in ("process", "address", "service", "status", "latency"):
+            table.add_column(column, justify="right" if column == "latency" else "left")
+        for name, r in results:
+            style = "green" if r.serving else "red"
+            table.add_row(
+                name, r.target, r.service or "(server)", f"[{style}]{r.status}[/]", f"{r.latency_ms:.1f} ms"
+            )
+        console.print(table)
+    bad = sorted({name for name, r in results if not r.serving}, key=[p.name for p in PROCESSES].index)
+    if bad:
+        raise click.ClickException(
+            f"not serving: {', '.join(bad)}. Is the suite running (`make run`)? Are the addresses right?"
+        )
+
+
+def main() -> None:
+    """Console script entry point."""
+    cli()

@@ -1,0 +1,250 @@
+"""``mediasuite``: run the whole suite on this machine.
+
+``mediasuite up`` starts the five processes on loopback (cache, processing, batch, monitor,
+gateway), waits until each reports SERVING over grpc.health.v1, prints where each listens, and
+keeps them running. A process that dies is reported with the end of its log and the suite stops
+(nothing is restarted silently). Ctrl-C or SIGTERM stops them all gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.probe import check_health
+from services.runtime.app import describe_settings
+from services.runtime.config import ConfigError, Env, Setting
+from services.runtime.suite import PROCESSES, Process
+
+__all__ = ["main", "suite_environment"]
+
+# Start order: dependencies first. Stop order is the reverse.
+_MODULES = {
+    "cache": "services.cache",
+    "processing": "services.processing",
+    "monitor": "services.monitor",
+    "batch": "services.batch",
+    "gateway": "gateway",
+}
+_START_ORDER = ("cache", "processing", "monitor", "batch", "gateway")
+_READY_TIMEOUT = 60.0
+
+console = Console(stderr=True, highlight=False)
+
+
+def suite_environment(environ: Mapping[str, str], state_dir: Path) -> dict[str, str]:
+    """The environment every child gets: the caller's, plus loopback addresses for every process."""
+    env = dict(environ)
+    for proc in PROCESSES:
+        env.setdefault(proc.listen_env, proc.default_address)
+        env.setdefault(proc.addr_env, env[proc.listen_env].replace("0.0.0.0", "127.0.0.1"))  # noqa: S104
+    env.setdefault("GATEWAY_HTTP_LISTEN", "127.0.0.1:8080")
+    env.setdefault("MEDIASUITE_STATE_DIR", str(state_dir))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+@dataclass
+class Child:
+    """A running process of the suite."""
+
+    proc: Process
+    popen: asyncio.subprocess.Process
+    log_path: Path
+    log_file: IO[bytes] = field(repr=False)
+
+    def tail(self, lines: int = 15) -> str:
+        """The end of its log."""
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+async def _start(proc: Process, env: dict[str, str], log_dir: Path) -> Child:
+    log_path = log_dir / f"{proc.name}.log"
+    log_file = log_path.open("ab")
+    popen = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        _MODULES[proc.name],
+        env=env,
+        stdout=log_file,
+        stderr=log_file,
+        start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+    )
+    return Child(proc, popen, log_path, log_file)
+
+
+async def _wait_ready(child: Child, address: str) -> None:
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if child.popen.returncode is not None:
+            raise RuntimeError(
+                f"{child.proc.name} exited with code {child.popen.returncode} during start-up; "
+                f"end of {child.log_path}:\n{child.tail()}"
+            )
+        results = await check_health(address, deadline_s=0.5)
+        if results[0].serving:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(
+        f"{child.proc.name} did not report SERVING within {_READY_TIMEOUT:.0f}s; see {child.log_path}"
+    )
+
+
+async def _stop_all(children: list[Child], grace: float) -> None:
+    for child in reversed(children):
+        if child.popen.returncode is None:
+            child.popen.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(child.popen.wait(), grace + 5)
+            except TimeoutError:
+                console.print(f"[yellow]{child.proc.name} did not stop within {grace + 5:.0f}s: killed[/]")
+                child.popen.kill()
+                await child.popen.wait()
+        child.log_file.close()
+
+
+def _print_ready(children: list[Child], env: Mapping[str, str], elapsed: float) -> None:
+    table = Table(title=f"mediasuite is up ({elapsed:.1f}s)", title_justify="left")
+    table.add_column("process")
+    table.add_column("gRPC address")
+    table.add_column("pid", justify="right")
+    table.add_column("log")
+    for child in children:
+        table.add_row(child.proc.name, env[child.proc.addr_env], str(child.popen.pid), str(child.log_path))
+    console.print(table)
+    console.print(f"HTTP gateway: http://{env['GATEWAY_HTTP_LISTEN']}/  (health: /healthz)")
+    redis = env.get("REDIS_URL") or "none: the cache keeps entries in memory (set REDIS_URL to use Redis)"
+    console.print(f"Redis: {redis}")
+    console.print("Try: [bold]mediactl health[/]    Stop: Ctrl-C")
+
+
+async def _up(env: dict[str, str], log_dir: Path, grace: float) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    started = time.monotonic()
+    by_name = {p.name: p for p in PROCESSES}
+    children: list[Child] = []
+    code = 0
+    try:
+        with console.status("starting mediasuite ...") as status:
+            for name in _START_ORDER:
+                status.update(f"starting {name} ...")
+                child = await _start(by_name[name], env, log_dir)
+                children.append(child)
+                await _wait_ready(child, env[by_name[name].addr_env])
+        _print_ready(children, env, time.monotonic() - started)
+        exits = {asyncio.ensure_future(c.popen.wait()): c for c in children}
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait([stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
+        for fut in done:
+            if fut in exits:
+                child = exits[fut]
+                console.print(
+                    f"[red]{child.proc.name} exited unexpectedly with code {child.popen.returncode}; "
+                    f"stopping the suite. End of {child.log_path}:[/]\n{child.tail()}"
+                )
+                code = 1
+        stopper.cancel()
+        for fut in exits:
+            fut.cancel()
+    except RuntimeError as error:
+        console.print(f"[red]{error}[/]")
+        code = 1
+    console.print("stopping mediasuite ...")
+    await _stop_all(children, grace)
+    console.print("stopped")
+    return code
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Run the mediasuite services on this machine."""
+
+
+@cli.command()
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=lambda: os.environ.get("MEDIASUITE_STATE_DIR", "var"),
+    show_default="var (or $MEDIASUITE_STATE_DIR)",
+    help="Directory for logs and local data.",
+)
+def up(state_dir: Path) -> None:
+    """Start all five services on loopback and keep them running until Ctrl-C.
+
+    Each service reads its settings from the environment (see `mediasuite-<service> --help`);
+    unset addresses default to 127.0.0.1 and the documented ports. Logs go to STATE_DIR/log.
+
+    Example: REDIS_URL=redis://127.0.0.1:6379/0 mediasuite up
+    """
+    state_dir = state_dir.resolve()
+    log_dir = state_dir / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = suite_environment(os.environ, state_dir)
+    try:
+        grace = Env(env).duration("SHUTDOWN_GRACE", 10.0, "grace period of each process on stop")
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    raise SystemExit(asyncio.run(_up(env, log_dir, grace)))
+
+
+def _loaders() -> dict[str, Callable[[Env], object]]:
+    from gateway.config import GatewayConfig
+    from services.batch.config import BatchConfig
+    from services.cache.config import CacheConfig
+    from services.monitor.config import MonitorConfig
+    from services.processing.config import ProcessingConfig
+
+    return {
+        "cache": CacheConfig.from_env,
+        "processing": ProcessingConfig.from_env,
+        "batch": BatchConfig.from_env,
+        "monitor": MonitorConfig.from_env,
+        "gateway": GatewayConfig.from_env,
+    }
+
+
+def configuration_table() -> str:
+    """Every environment variable of every process as a Markdown table (the README's table)."""
+    rows: dict[str, tuple[Setting, list[str]]] = {}
+    loaders = _loaders()
+    for name, load in loaders.items():
+        for setting in describe_settings(load, name):
+            default = setting.default.replace(f"mediasuite-{name}", "mediasuite-<process>")
+            rows.setdefault(setting.name, (Setting(setting.name, default, setting.meaning), []))[1].append(
+                name
+            )
+    lines = ["| variable | default | read by | meaning |", "|---|---|---|---|"]
+    for setting, users in rows.values():
+        read_by = "all" if len(users) == len(loaders) else ", ".join(users)
+        default = f"`{setting.default}`" if setting.default else "(unset)"
+        lines.append(f"| `{setting.name}` | {default} | {read_by} | {setting.meaning} |")
+    return "\n".join(lines)
+
+
+@cli.command()
+def config() -> None:
+    """Print every environment variable of every process: default, who reads it, meaning (Markdown).
+
+    Example: mediasuite config
+    """
+    click.echo(configuration_table())
+
+
+def main() -> None:
+    """Console script entry point."""
+    cli()

@@ -1,0 +1,1 @@
+"""The processing service of mediasuite."""
