@@ -112,6 +112,9 @@ def health(targets: Targets, as_json: bool) -> None:
         )
 
 
+# Command groups of the services register here, one line each: cli.add_command(<group>).
+
+
 def main() -> None:
     """Console script entry point."""
     cli()
