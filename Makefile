@@ -15,7 +15,7 @@ BENCH ?=
 PYTEST_ARGS ?=
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: help setup protos proto-check lint test run bench clean
+.PHONY: help setup protos proto-check lint test run bench clean lock
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,3 +55,7 @@ bench: $(STAMP) ## run the benchmarks under bench/ (BENCH=name runs one) and pri
 
 clean: ## remove the virtualenv, caches and benchmark output
 	rm -rf $(VENV) .tools .bench .pytest_cache .mypy_cache .ruff_cache
+
+lock: $(STAMP) ## re-resolve requirements/lock.txt from pyproject.toml (keeps existing pins)
+	$(BIN)/pip-compile -q --strip-extras --extra dev --no-emit-index-url --no-emit-find-links \
+		-o requirements/lock.txt pyproject.toml
