@@ -20,6 +20,7 @@ from services.monitor.probes import GrpcHealthProbe, RedisProbe
 from services.monitor.prometheus import MetricsHttpServer
 from services.monitor.psutil_reader import PsutilReader
 from services.monitor.sampling import Clock, SystemClock, SystemReader
+from services.monitor.self_metrics import self_meter_provider
 from services.monitor.series import SeriesStore
 from services.monitor.servicer import MonitorServiceServicer
 from services.runtime.app import run_service
@@ -75,6 +76,9 @@ async def build_server(
         stream_max_interval=config.stream_max_interval,
     )
     receiver = otlp.MetricsReceiver(monitor)
+    # The monitor's own RPC metrics go into its store in-process (self_metrics.py); tracing as configured.
+    own = self_meter_provider(monitor, "mediasuite-monitor", config.sample_interval)
+    telemetry = Telemetry(tracer_provider=telemetry.tracer_provider, meter_provider=own)
     server = MonitorServer(
         config.server,
         [
@@ -105,6 +109,7 @@ async def build_server(
     async def stop() -> None:
         await monitor.stop()
         await http.stop()
+        own.shutdown(timeout_millis=1000)
 
     server.on_start(start)
     server.on_stop(stop)
