@@ -164,7 +164,9 @@ class AppMetrics:
             deltas[labels] = delta
             if seconds > 0:
                 out.append(AppSample(f"{batch.name}.rate", labels, delta / seconds, unit, batch.description))
-        if batch.name in ("cache.hits", "cache.misses"):
+        if batch.name in ("cache.hits", "cache.misses") and (
+            batch.service in self._pending_cache or len(self._pending_cache) < 64
+        ):
             pending = self._pending_cache.setdefault(batch.service, {})
             pending[batch.name] = deltas
             out.extend(_hit_ratio(pending))

@@ -98,10 +98,10 @@ class SlotRing:
         return True
 
     def slots(self, since: float, until: float) -> Iterator[tuple[int, int]]:
-        """(absolute slot number, index) of the non-empty slots whose start lies in [since, until]."""
+        """(absolute slot number, index) of the non-empty slots whose start lies in (since, until]."""
         if self.head < 0:
             return
-        first = max(math.ceil(since / self.width), self.head - self.capacity + 1)
+        first = max(math.floor(since / self.width) + 1, self.head - self.capacity + 1)
         last = min(int(until // self.width), self.head)
         for number in range(first, last + 1):
             i = number % self.capacity
