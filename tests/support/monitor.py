@@ -6,7 +6,20 @@ alert holds and rates can be tested without waiting; servers around them are rea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    Gauge,
+    Metric,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from services.monitor.sampling import CpuTimes, ProcessReading, SystemReading
 
@@ -61,3 +74,29 @@ class ScriptedReader:
         if len(self.readings) > 1:
             return self.readings.pop(0)
         return replace(self.readings[0])
+
+
+def gauge_request(
+    name: str, values: Mapping[Any, float], *, service: str = "mediasuite-test"
+) -> ExportMetricsServiceRequest:
+    """An OTLP Export request carrying one gauge with a point per label set (tuples of (key, value))."""
+    points = [
+        NumberDataPoint(
+            attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in labels],
+            time_unix_nano=1,
+            as_double=value,
+        )
+        for labels, value in values.items()
+    ]
+    return ExportMetricsServiceRequest(
+        resource_metrics=[
+            ResourceMetrics(
+                resource=Resource(
+                    attributes=[KeyValue(key="service.name", value=AnyValue(string_value=service))]
+                ),
+                scope_metrics=[
+                    ScopeMetrics(metrics=[Metric(name=name, unit="1", gauge=Gauge(data_points=points))])
+                ],
+            )
+        ]
+    )

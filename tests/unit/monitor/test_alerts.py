@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from services.monitor.alerts import AlertEngine, AlertEvent, EventKind, Level, Rule
 
 RULE = Rule(
@@ -13,7 +15,7 @@ RULE = Rule(
 )
 
 
-def _run(engine: AlertEngine, values: list[float], step: float = 5.0, labels: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
+def _run(engine: AlertEngine, values: Sequence[float], step: float = 5.0, labels: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
     events: list[AlertEvent] = []
     for i, value in enumerate(values):
         events += engine.observe("room.temperature", labels, value, 1000.0 + i * step)

@@ -90,7 +90,8 @@ def test_a_json_file_can_keep_the_defaults(tmp_path: Path) -> None:
             "unknown key 'colour'",
         ),
         (
-            "rules:\n  - {name: a, metric: m, thresholds: {info: 1}}\n  - {name: a, metric: m, thresholds: {info: 2}}\n",
+            "rules:\n  - {name: a, metric: m, thresholds: {info: 1}}\n"
+            "  - {name: a, metric: m, thresholds: {info: 2}}\n",
             3,
             "two rules are named 'a'",
         ),
