@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from services.monitor.alerts import AlertEngine, EventKind
+from services.monitor.alerts import AlertEngine, AlertEvent, EventKind
 from services.monitor.series import LabelSet, Series, SeriesStore, SeriesSummary
 from services.runtime.errors import InvalidArgument
 
-__all__ = ["MethodLatency", "Report", "build_report", "check_hours"]
+__all__ = ["MethodLatency", "Report", "build_report", "check_hours", "period_events"]
 
 SLOWEST = 10
 
@@ -54,13 +54,18 @@ def check_hours(hours: int) -> int:
     return hours
 
 
-def build_report(
-    store: SeriesStore, engine: AlertEngine, series: list[Series], hours: int, now: float
-) -> Report:
-    """The report for the period of ``hours`` ending ``now`` over the given series.
+def period_events(engine: AlertEngine, hours: int, now: float) -> list[AlertEvent]:
+    """The alert events of the period (take them on the event loop: the engine keeps changing)."""
+    return engine.events(since=now - hours * 3600, until=now, limit=10**9)
 
-    Pure computation over ring buffers: the caller may run it off the event loop with a
-    snapshot of the series list.
+
+def build_report(
+    store: SeriesStore, series: list[Series], events: list[AlertEvent], hours: int, now: float
+) -> Report:
+    """The report for the period of ``hours`` ending ``now`` over the given series and events.
+
+    Pure computation over ring buffers: the caller may run it off the event loop with snapshots
+    of the series list and of the events.
     """
     start = now - hours * 3600
     summaries = store.summaries(start, now, series)
@@ -88,7 +93,7 @@ def build_report(
         )
     slowest.sort(key=lambda m: -m.p95_ms)
     counts: Counter[str] = Counter()
-    for event in engine.events(since=start, until=now, limit=10**9):
+    for event in events:
         if event.kind in (EventKind.FIRED, EventKind.ESCALATED):
             counts[event.alert.level.name] += 1
     return Report(start, now, summaries, dict(counts), slowest[:SLOWEST])

@@ -14,7 +14,7 @@ from mediasuite.monitor.v1 import monitor_service_pb2_grpc
 from services.monitor.alerts import Alert, AlertEvent, Level, Rule, page_size
 from services.monitor.health import ComponentState
 from services.monitor.monitor import Monitor
-from services.monitor.report import build_report, check_hours
+from services.monitor.report import build_report, check_hours, period_events
 from services.monitor.series import Series
 from services.monitor.streams import Pacer
 from services.runtime.errors import InvalidArgument
@@ -242,11 +242,11 @@ class MonitorServiceServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
         """min/avg/max/p95 per series, alert counts by level, the slowest methods."""
         hours = check_hours(request.hours)
         monitor = self._monitor
+        now = monitor.clock.time()
         series = monitor.store.latest()
-        # Up to a million slots for 24 h of 1000 series: computed in a thread, over a snapshot of the list.
-        report = await asyncio.to_thread(
-            build_report, monitor.store, monitor.engine, series, hours, monitor.clock.time()
-        )
+        events = period_events(monitor.engine, hours, now)
+        # Up to a million slots for 24 h of 1000 series: computed in a thread, over snapshots of the lists.
+        report = await asyncio.to_thread(build_report, monitor.store, series, events, hours, now)
         return pb.GetReportResponse(
             to=_ts(report.end),
             series=[
