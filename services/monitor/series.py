@@ -75,21 +75,25 @@ class SlotRing:
         """Add a sample; False when it is older than the ring reaches."""
         number = int(time // self.width)
         head = self.head
-        if number > head:
-            if head >= 0:
-                for n in range(head + 1, min(number, head + self.capacity) + 1):
-                    self.count[n % self.capacity] = 0
-            else:
-                self.count[number % self.capacity] = 0
-            self.head = number
-        elif number <= head - self.capacity:
-            return False
-        i = number % self.capacity
-        if self.count[i] == 0:
+        capacity = self.capacity
+        if number != head:
+            if number > head:
+                count = self.count
+                if head >= 0:
+                    for n in range(head + 1, min(number, head + capacity) + 1):
+                        count[n % capacity] = 0
+                else:
+                    count[number % capacity] = 0
+                self.head = number
+            elif number <= head - capacity:
+                return False
+        i = number % capacity
+        n = self.count[i]
+        if n == 0:
             self.count[i] = 1
             self.total[i] = self.low[i] = self.high[i] = value
         else:
-            self.count[i] += 1
+            self.count[i] = n + 1
             self.total[i] += value
             if value < self.low[i]:
                 self.low[i] = value
