@@ -35,6 +35,7 @@ class MonitorConfig:
     alert_history: int
     stale_after: float
     health_timeout: float
+    otlp_max_points: int
     components: dict[str, str]
     addresses: dict[str, str]
     redis_url: str
@@ -136,6 +137,13 @@ class MonitorConfig:
                 "deadline of each health check of a component",
                 min=0.05,
                 max=60,
+            ),
+            otlp_max_points=env.integer(
+                "MONITOR_OTLP_MAX_POINTS",
+                50_000,
+                "most data points one OTLP Export may carry; a larger one is refused RESOURCE_EXHAUSTED",
+                min=100,
+                max=10_000_000,
             ),
             components={name: addresses[name] for name in dict.fromkeys(names)},
             addresses=addresses,

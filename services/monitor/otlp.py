@@ -22,8 +22,9 @@ from services.monitor.app_metrics import HistogramPoint, Kind, MetricBatch, Numb
 from services.monitor.histograms import ExplicitBuckets, ExponentialBuckets
 from services.monitor.monitor import Monitor
 from services.monitor.series import LabelSet
+from services.runtime.errors import LimitExceeded
 
-__all__ = ["SERVICE_NAME", "MetricsReceiver", "batches", "register"]
+__all__ = ["SERVICE_NAME", "MetricsReceiver", "batches", "count_points", "register"]
 
 SERVICE_NAME = "opentelemetry.proto.collector.metrics.v1.MetricsService"
 MAX_LABELS = 16
@@ -62,6 +63,18 @@ def _service(resource_attributes: Iterable[KeyValue]) -> str:
 
 def _number(p: Any) -> float:
     return float(p.as_double) if p.WhichOneof("value") == "as_double" else float(p.as_int)
+
+
+def count_points(request: metrics_service_pb2.ExportMetricsServiceRequest) -> int:
+    """Data points in a request (cheap: lengths only)."""
+    total = 0
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                which = metric.WhichOneof("data")
+                if which is not None:
+                    total += len(getattr(metric, which).data_points)
+    return total
 
 
 def batches(request: metrics_service_pb2.ExportMetricsServiceRequest) -> list[MetricBatch]:
@@ -153,15 +166,29 @@ def _batch(service: str, metric: metrics_pb2.Metric) -> MetricBatch | None:
 class MetricsReceiver:
     """The OTLP MetricsService: Export stores what the services send."""
 
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: Monitor, max_points: int) -> None:
         self._monitor = monitor
+        self._max_points = max_points
 
     async def Export(
         self,
         request: metrics_service_pb2.ExportMetricsServiceRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> metrics_service_pb2.ExportMetricsServiceResponse:
-        """Store the metrics; report samples dropped at the series limit as a partial success."""
+        """Store the metrics; report samples dropped at the series limit as a partial success.
+
+        A request of more than ``max_points`` points is refused whole (RESOURCE_EXHAUSTED): its
+        conversion runs on the event loop, and a huge one would stall sampling and every call.
+        """
+        points = count_points(request)
+        if points > self._max_points:
+            raise LimitExceeded(
+                "max_points_per_export",
+                self._max_points,
+                points,
+                env="MONITOR_OTLP_MAX_POINTS",
+                what="data points in one Export",
+            )
         rejected = self._monitor.ingest(batches(request))
         response = metrics_service_pb2.ExportMetricsServiceResponse()
         if rejected:

@@ -42,8 +42,10 @@ class InProcessExporter(MetricExporter):
     ) -> MetricExportResult:
         """Encode as OTLP and ingest on the loop (called from the reader's thread)."""
         found = batches(encode_metrics(metrics_data))
-        if not self._loop.is_closed():
+        try:
             self._loop.call_soon_threadsafe(self._monitor.ingest, found)
+        except RuntimeError:  # the loop has closed: the process is ending, nothing to keep
+            return MetricExportResult.FAILURE
         return MetricExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:

@@ -28,6 +28,7 @@ __all__ = [
     "LabelSet",
     "Series",
     "SeriesStore",
+    "SeriesSummary",
     "SlotRing",
     "label_set",
 ]

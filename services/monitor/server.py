@@ -75,7 +75,7 @@ async def build_server(
         stream_min_interval=config.stream_min_interval,
         stream_max_interval=config.stream_max_interval,
     )
-    receiver = otlp.MetricsReceiver(monitor)
+    receiver = otlp.MetricsReceiver(monitor, config.otlp_max_points)
     # The monitor's own RPC metrics go into its store in-process (self_metrics.py); tracing as configured.
     own = self_meter_provider(monitor, "mediasuite-monitor", config.sample_interval)
     telemetry = Telemetry(tracer_provider=telemetry.tracer_provider, meter_provider=own)

@@ -75,6 +75,7 @@ async def monitor(tmp_path: Path) -> AsyncIterator[Running]:
                 "MONITOR_STREAM_MIN_INTERVAL": "100ms",
                 "MONITOR_STREAM_BUFFER": "4",
                 "MONITOR_SERIES_LIMIT": "1200",
+                "MONITOR_OTLP_MAX_POINTS": "1500",
                 "MONITOR_RULES_FILE": str(rules),
             }
         )
@@ -224,6 +225,16 @@ async def test_current_metrics_and_report_include_system_samples(monitor: Runnin
     assert (getattr(report, "from").seconds, report.to.seconds) == (
         int(monitor.clock.now) - 24 * 3600,
         int(monitor.clock.now),
+    )
+
+
+async def test_an_export_with_too_many_points_is_refused_naming_the_limit(monitor: Running) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await monitor.export(gauge_request("flood", {(("i", str(i)),): 1.0 for i in range(1501)}))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert (caught.value.details() or "") == (
+        "data points in one Export (1501) exceeds the limit max_points_per_export=1500; "
+        "raise MONITOR_OTLP_MAX_POINTS to allow more"
     )
 
 
