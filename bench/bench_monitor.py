@@ -41,6 +41,7 @@ EXPORTS = 100
 EXPORT = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 GOAL_PERCENT = 0.5
 GOAL_EXPORT_MS = 10.0  # 1,000 points every 5 s at 10 ms of CPU is 0.2% of a core
+START = int(time.time() * 1e9) - 3600 * 10**9
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -53,7 +54,7 @@ def _kv(key: str, value: str | int) -> KeyValue:
 def export_request(round_: int) -> ExportMetricsServiceRequest:
     """1,000 points whose cumulative values grow with ``round_``."""
     now = int(time.time() * 1e9)
-    start = now - 3600 * 10**9
+    start = START  # one start time for every round: cumulative points of the same series
     gauges = [
         m.Metric(
             name=f"bench.gauge{g}",

@@ -69,51 +69,80 @@ class ExplicitBuckets:
 
 @dataclass(slots=True)
 class ExponentialBuckets:
-    """Base-2 exponential buckets of non-negative values (negative buckets are not used here)."""
+    """Base-2 exponential buckets of non-negative values: ``counts[k]`` is bucket ``offset + k``
+    (dense, as OTLP sends them; negative buckets are not used here)."""
 
     scale: int
     zero: int
-    counts: dict[int, int]
+    offset: int
+    counts: list[int]
 
     @property
     def total(self) -> int:
         """Values counted."""
-        return self.zero + sum(self.counts.values())
+        return self.zero + sum(self.counts)
 
     def downscaled(self, scale: int) -> ExponentialBuckets:
         """The same counts at a coarser (or equal) scale: each step merges pairs of buckets."""
         shift = self.scale - scale
-        if shift <= 0:
-            return self
-        merged: dict[int, int] = {}
-        for index, count in self.counts.items():
-            key = index >> shift
-            merged[key] = merged.get(key, 0) + count
-        return ExponentialBuckets(scale, self.zero, merged)
+        if shift <= 0 or not self.counts:
+            return ExponentialBuckets(
+                min(self.scale, scale), self.zero, self.offset >> max(shift, 0), self.counts
+            )
+        offset = self.offset >> shift
+        merged = [0] * (((self.offset + len(self.counts) - 1) >> shift) - offset + 1)
+        for k, count in enumerate(self.counts):
+            merged[((self.offset + k) >> shift) - offset] += count
+        return ExponentialBuckets(scale, self.zero, offset, merged)
+
+    def _same_layout(self, other: ExponentialBuckets) -> bool:
+        return (
+            self.scale == other.scale
+            and self.offset == other.offset
+            and len(self.counts) == len(other.counts)
+        )
+
+    def _aligned(self, other: ExponentialBuckets) -> tuple[ExponentialBuckets, ExponentialBuckets, int, int]:
+        scale = min(self.scale, other.scale)
+        a, b = self.downscaled(scale), other.downscaled(scale)
+        low = min(a.offset if a.counts else b.offset, b.offset if b.counts else a.offset)
+        high = max(a.offset + len(a.counts), b.offset + len(b.counts))
+        return a, b, low, max(high - low, 0)
 
     def minus(self, earlier: ExponentialBuckets) -> ExponentialBuckets | None:
         """self - earlier at the coarser of the two scales; None when a count went down."""
-        scale = min(self.scale, earlier.scale)
-        a, b = self.downscaled(scale), earlier.downscaled(scale)
-        diff = dict(a.counts)
-        for index, count in b.counts.items():
-            left = diff.get(index, 0) - count
-            if left < 0:
+        if self._same_layout(earlier):  # the usual case: one series, one layout, fast
+            diff = [x - y for x, y in zip(self.counts, earlier.counts, strict=True)]
+            zero = self.zero - earlier.zero
+            if zero < 0 or (diff and min(diff) < 0):
                 return None
-            diff[index] = left
+            return ExponentialBuckets(self.scale, zero, self.offset, diff)
+        a, b, low, size = self._aligned(earlier)
+        diff = [0] * size
+        for k, count in enumerate(a.counts):
+            diff[a.offset - low + k] += count
+        for k, count in enumerate(b.counts):
+            i = b.offset - low + k
+            diff[i] -= count
+            if diff[i] < 0:
+                return None
         zero = a.zero - b.zero
         if zero < 0:
             return None
-        return ExponentialBuckets(scale, zero, {i: c for i, c in diff.items() if c})
+        return ExponentialBuckets(a.scale, zero, low, diff)
 
     def merged(self, other: ExponentialBuckets) -> ExponentialBuckets:
         """The sum of both, at the coarser scale."""
-        scale = min(self.scale, other.scale)
-        a, b = self.downscaled(scale), other.downscaled(scale)
-        counts = dict(a.counts)
-        for index, count in b.counts.items():
-            counts[index] = counts.get(index, 0) + count
-        return ExponentialBuckets(scale, a.zero + b.zero, counts)
+        if self._same_layout(other):
+            summed = [x + y for x, y in zip(self.counts, other.counts, strict=True)]
+            return ExponentialBuckets(self.scale, self.zero + other.zero, self.offset, summed)
+        a, b, low, size = self._aligned(other)
+        counts = [0] * size
+        for source in (a, b):
+            start = source.offset - low
+            for k, count in enumerate(source.counts):
+                counts[start + k] += count
+        return ExponentialBuckets(a.scale, a.zero + b.zero, low, counts)
 
     def quantile(self, q: float) -> float:
         """The q-quantile (0-1); NaN when empty."""
@@ -125,13 +154,11 @@ class ExponentialBuckets:
             return 0.0
         seen = self.zero
         base = 2.0 ** (2.0**-self.scale)
-        for index in sorted(self.counts):
-            count = self.counts[index]
+        for k, count in enumerate(self.counts):
             if count and seen + count >= rank:
-                fraction = (rank - seen) / count
-                return float(base ** (index + fraction))
+                return float(base ** (self.offset + k + (rank - seen) / count))
             seen += count
-        return float(base ** (max(self.counts) + 1)) if self.counts else 0.0
+        return float(base ** (self.offset + len(self.counts)))
 
 
 def quantile(buckets: ExplicitBuckets | ExponentialBuckets, q: float) -> float:

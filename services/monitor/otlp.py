@@ -152,9 +152,7 @@ def _batch(service: str, metric: metrics_pb2.Metric) -> MetricBatch | None:
                     p.count,
                     p.sum,
                     ExponentialBuckets(
-                        p.scale,
-                        p.zero_count,
-                        {p.positive.offset + i: c for i, c in enumerate(p.positive.bucket_counts) if c},
+                        p.scale, p.zero_count, p.positive.offset, list(p.positive.bucket_counts)
                     ),
                 )
                 for p in exp.data_points

@@ -42,7 +42,8 @@ def test_exponential_quantile_is_within_the_bucket_width() -> None:
     for v in values:
         index = math.ceil(math.log(v, base)) - 1
         counts[index] = counts.get(index, 0) + 1
-    buckets = ExponentialBuckets(scale, 0, counts)
+    low = min(counts)
+    buckets = ExponentialBuckets(scale, 0, low, [counts.get(i, 0) for i in range(low, max(counts) + 1)])
     ordered = sorted(values)
     for q in (0.5, 0.95, 0.99):
         exact = ordered[math.ceil(q * len(ordered)) - 1]
@@ -50,6 +51,20 @@ def test_exponential_quantile_is_within_the_bucket_width() -> None:
     coarse = buckets.downscaled(1)
     assert coarse.total == 200
     assert coarse.quantile(0.5) == pytest.approx(buckets.quantile(0.5), rel=2**0.5 - 1)
+
+
+def test_exponential_deltas_and_merges_align_offsets_and_scales() -> None:
+    earlier = ExponentialBuckets(2, 1, 4, [1, 2, 3])
+    later = ExponentialBuckets(2, 3, 3, [5, 1, 4, 3, 7])
+    delta = later.minus(earlier)
+    assert delta is not None
+    assert (delta.scale, delta.zero, delta.offset, delta.counts) == (2, 2, 3, [5, 0, 2, 0, 7])
+    coarse = later.minus(ExponentialBuckets(1, 0, 2, [5]))  # buckets 4, 5 (1 + 4) at scale 2: bucket 2 at 1
+    assert coarse is not None
+    assert (coarse.scale, coarse.offset, coarse.counts) == (1, 1, [5, 0, 10])
+    assert later.minus(ExponentialBuckets(2, 0, 3, [6])) is None  # a count went down: not comparable
+    merged = earlier.merged(ExponentialBuckets(2, 0, 8, [1]))
+    assert (merged.offset, merged.counts, merged.total) == (4, [1, 2, 3, 0, 1], 8)
 
 
 def test_rpc_duration_gives_latency_calls_and_error_rate_per_method_from_cumulative_deltas() -> None:
