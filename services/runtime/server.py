@@ -134,6 +134,9 @@ class GrpcServer:
 
     async def start(self) -> None:
         """Start serving, run the start hooks, then report SERVING for every service."""
+        # The health servicer reports "" as SERVING from the start; until the start hooks have run
+        # (a first sample, a cache warm-up) the process must say it is not ready yet.
+        await self.set_serving(False)
         await self.server.start()
         for hook in self._on_start:
             await hook()

@@ -20,7 +20,9 @@ from tests.support.processes import BIN, base_env, free_port
 @pytest.fixture
 def suite(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str], Path]]:
     env = base_env(
-        MEDIASUITE_STATE_DIR=str(tmp_path / "state"), GATEWAY_HTTP_LISTEN=f"127.0.0.1:{free_port()}"
+        MEDIASUITE_STATE_DIR=str(tmp_path / "state"),
+        GATEWAY_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
+        MONITOR_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
     )
     for proc in PROCESSES:
         address = f"127.0.0.1:{free_port()}"

@@ -93,6 +93,8 @@ def service_process(name: str, tmp_path: Path, **env: str) -> Iterator[Running]:
     overrides = {f"{name.upper()}_LISTEN": address, **env}
     if name == "gateway":
         overrides.setdefault("GATEWAY_HTTP_LISTEN", f"127.0.0.1:{free_port()}")
+    if name == "monitor":
+        overrides.setdefault("MONITOR_HTTP_LISTEN", f"127.0.0.1:{free_port()}")
     running = spawn(
         [str(BIN / f"mediasuite-{name}")], base_env(**overrides), tmp_path / f"{name}.log", address
     )
