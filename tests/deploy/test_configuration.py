@@ -24,7 +24,9 @@ from tests.support.k8s import VARIANTS, Container, rendered, service_port
 BIN = Path(sys.executable).parent
 SETTINGS = process_settings()
 # Variables the OpenTelemetry SDK reads itself (the README's configuration section names them).
-OTEL_SDK_VARIABLES = {v for k, v in vars(otel_variables).items() if k.startswith("OTEL_") and isinstance(v, str)}
+OTEL_SDK_VARIABLES = {
+    v for k, v in vars(otel_variables).items() if k.startswith("OTEL_") and isinstance(v, str)
+}
 LOOPBACK = re.compile(r"(^|[/@])(127\.0\.0\.1|localhost|\[::1\])(:|$)")
 ADDRESS = re.compile(r"^(?:[a-z]+:(?://)?/?)?(?:[^@/]*@)?(?P<host>[A-Za-z0-9.\-]+):(?P<port>\d+)(?:/.*)?$")
 
@@ -44,7 +46,9 @@ def test_every_variable_set_is_one_the_process_reads(variant: str, container: Co
         for name in container.env()
         if name not in reads and name not in OTEL_SDK_VARIABLES and name not in container.referenced_only()
     )
-    assert unknown == [], f"{container.process} does not read {unknown}: a typo, or wire them in its config.py"
+    assert unknown == [], (
+        f"{container.process} does not read {unknown}: a typo, or wire them in its config.py"
+    )
 
 
 @pytest.mark.parametrize(("variant", "container"), CONTAINERS, ids=IDS)
@@ -55,7 +59,8 @@ def test_no_setting_falls_back_to_a_loopback_default(variant: str, container: Co
     )
     assert missing == [], (
         f"{container.process} reads {missing} whose defaults are loopback addresses: set them in "
-        f"deploy/k8s/base/{container.process}.yaml (a listen address to 0.0.0.0:<port>, a peer to its Service)"
+        f"deploy/k8s/base/{container.process}.yaml (a listen address to 0.0.0.0:<port>, "
+        "a peer to its Service)"
     )
 
 
@@ -64,7 +69,7 @@ def test_every_peer_address_reaches_a_declared_port(variant: str, container: Con
     checked = 0
     for name, value in container.env().items():
         match = ADDRESS.match(value)
-        if match is None or match["host"] == "0.0.0.0":  # noqa: S104
+        if match is None or match["host"] == "0.0.0.0":
             continue
         host, port = match["host"], int(match["port"])
         if "." in host and rendered(variant).get("Service", host.split(".")[0]) is None:
@@ -75,7 +80,7 @@ def test_every_peer_address_reaches_a_declared_port(variant: str, container: Con
         target, number = reached
         if name.endswith("_ADDR"):
             peer = name.removesuffix("_ADDR").lower()
-            assert target.process == peer and target.ports()["grpc"] == number, f"{name} reaches {peer}'s gRPC"
+            assert (target.process, target.ports()["grpc"]) == (peer, number), f"{name} reaches {peer}'s gRPC"
     if container.process == "gateway":
         assert checked >= 4
 
@@ -84,11 +89,17 @@ def test_every_peer_address_reaches_a_declared_port(variant: str, container: Con
 def test_traces_and_metrics_go_to_the_collector(variant: str, container: Container) -> None:
     env = container.env()
     telemetry = TelemetryConfig.from_env(Env(env), f"mediasuite-{container.process}", env)
-    assert (telemetry.traces_exporter, telemetry.metrics_exporter, telemetry.disabled) == ("otlp", "otlp", False)
+    assert (telemetry.traces_exporter, telemetry.metrics_exporter, telemetry.disabled) == (
+        "otlp",
+        "otlp",
+        False,
+    )
     endpoint = ADDRESS.match(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
-    assert endpoint is not None and endpoint["host"] == "otel-collector"
+    assert endpoint is not None
+    assert endpoint["host"] == "otel-collector"
     reached = service_port(rendered(variant), endpoint["host"], int(endpoint["port"]))
-    assert reached is not None and reached[0].workload_name == "otel-collector"
+    assert reached is not None
+    assert reached[0].workload_name == "otel-collector"
 
 
 @pytest.mark.parametrize(("variant", "container"), CONTAINERS, ids=IDS)

@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from services.runtime.config import Env, ServerConfig
-from tests.support.k8s import OPERATOR_SECRETS, ROOT, VARIANTS, Container, pod_labels, render_text, rendered, selects
+from tests.support.k8s import (
+    OPERATOR_SECRETS,
+    ROOT,
+    VARIANTS,
+    Container,
+    pod_labels,
+    render_text,
+    rendered,
+    selects,
+)
 
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
 
@@ -53,7 +62,9 @@ def test_checkov_kubernetes_policies_pass(variant: str, tmp_path: Path) -> None:
     checked = {c["resource"] for c in report["results"]["passed_checks"]}
     for workload in rendered(variant).workloads():
         meta = workload["metadata"]
-        assert f"{workload['kind']}.{meta['namespace']}.{meta['name']}" in checked, "checkov read every workload"
+        assert f"{workload['kind']}.{meta['namespace']}.{meta['name']}" in checked, (
+            "checkov read every workload"
+        )
     assert summary["passed"] > 10 * len(rendered(variant).workloads())
     assert result.returncode == 0, result.stderr
 
@@ -78,7 +89,7 @@ def test_containers_run_locked_down(variant: str, container: Container) -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["automountServiceAccountToken"] is False, "no pod talks to the Kubernetes API"
     assert pod["serviceAccountName"] == container.workload_name, "its own ServiceAccount"
-    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+    assert not [key for key in ("hostNetwork", "hostPID", "hostIPC") if pod.get(key)]
     security = spec["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
@@ -97,7 +108,9 @@ def test_containers_have_requests_and_limits(variant: str, container: Container)
 def test_images_carry_an_explicit_version(variant: str, container: Container) -> None:
     image = container.spec["image"]
     name, _, tag = image.partition("@")[0].rpartition(":")
-    assert name and tag and "/" not in tag, f"{image} has no tag"
+    assert name, image
+    assert tag, f"{image} has no tag"
+    assert "/" not in tag, f"{image} has no tag"
     assert tag != "latest"
     if container.process is not None and "@" not in image:
         version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -105,7 +118,9 @@ def test_images_carry_an_explicit_version(variant: str, container: Container) ->
 
 
 @pytest.mark.parametrize(("variant", "container"), CONTAINERS, ids=_ids(CONTAINERS))
-def test_every_container_has_startup_readiness_and_liveness_probes(variant: str, container: Container) -> None:
+def test_every_container_has_startup_readiness_and_liveness_probes(
+    variant: str, container: Container
+) -> None:
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert probe in container.spec, f"no {probe}"
         assert "exec" not in container.spec[probe] or container.spec[probe]["exec"]["command"][0] not in (
@@ -122,7 +137,8 @@ def test_processes_are_probed_over_grpc_health_on_their_plaintext_health_port(
     health_port = int(config.health_listen.rpartition(":")[2])
     assert container.ports().get("health") == health_port, "the health port is declared as `health`"
     assert container.ports().get("grpc") == int(config.listen.rpartition(":")[2]), "grpc is the LISTEN port"
-    assert config.listen.startswith("0.0.0.0:") and config.health_listen.startswith("0.0.0.0:")
+    assert config.listen.startswith("0.0.0.0:")
+    assert config.health_listen.startswith("0.0.0.0:")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container.spec[probe]["grpc"]["port"] == health_port, probe
         assert container.spec[probe]["grpc"].get("service", "") == "", "overall status: NOT_SERVING on stop"
@@ -142,14 +158,17 @@ def test_termination_grace_covers_the_drain_and_the_liveness_probe_never_cuts_it
 
 
 @pytest.mark.parametrize(("variant", "container"), PROCESS_CONTAINERS, ids=_ids(PROCESS_CONTAINERS))
-def test_writable_paths_are_volumes_and_the_media_library_is_read_only(variant: str, container: Container) -> None:
+def test_writable_paths_are_volumes_and_the_media_library_is_read_only(
+    variant: str, container: Container
+) -> None:
     mounts = {m["mountPath"]: m for m in container.spec.get("volumeMounts", [])}
     assert "emptyDir" in container.volume(mounts["/tmp"]["name"]), "a writable /tmp on a read-only root"
     for mount in mounts.values():
         volume = container.volume(mount["name"])
         claim = volume.get("persistentVolumeClaim", {})
         if claim.get("claimName") == "media-library":
-            assert mount.get("readOnly") is True and claim.get("readOnly") is True
+            assert mount.get("readOnly") is True
+            assert claim.get("readOnly") is True
         if "configMap" in volume or "secret" in volume:
             assert mount.get("readOnly") is True
 
@@ -169,7 +188,9 @@ def test_every_reference_resolves(variant: str) -> None:
             if "persistentVolumeClaim" in volume:
                 assert volume["persistentVolumeClaim"]["claimName"] in claims, volume
         for mount in container.spec.get("volumeMounts", []):
-            templates = [t["metadata"]["name"] for t in container.workload["spec"].get("volumeClaimTemplates", [])]
+            templates = [
+                t["metadata"]["name"] for t in container.workload["spec"].get("volumeClaimTemplates", [])
+            ]
             if mount["name"] not in templates:
                 container.volume(mount["name"])
     for claim in objects.of_kind("PersistentVolumeClaim"):
@@ -182,7 +203,9 @@ def test_services_budgets_and_autoscalers_select_real_pods(variant: str) -> None
     objects = rendered(variant)
     workloads = objects.workloads()
     for service in objects.of_kind("Service"):
-        selected = [w for w in workloads if selects({"matchLabels": service["spec"]["selector"]}, pod_labels(w))]
+        selected = [
+            w for w in workloads if selects({"matchLabels": service["spec"]["selector"]}, pod_labels(w))
+        ]
         assert len(selected) == 1, service["metadata"]["name"]
         container_ports = {
             key: value
@@ -203,7 +226,8 @@ def test_services_budgets_and_autoscalers_select_real_pods(variant: str) -> None
         for container in target["spec"]["template"]["spec"]["containers"]:
             assert "cpu" in container["resources"]["requests"], "CPU utilization is relative to the request"
     processing = objects.get("Service", "processing")
-    assert processing is not None and processing["spec"]["clusterIP"] == "None", "headless: DNS lists replicas"
+    assert processing is not None
+    assert processing["spec"]["clusterIP"] == "None", "headless: DNS lists replicas"
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

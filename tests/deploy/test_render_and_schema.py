@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
 from tests.support.k8s import PROCESS_NAMES, VARIANTS, rendered
@@ -48,7 +48,8 @@ def test_names_are_unique_and_namespaced(variant: str) -> None:
     assert [k for k, n in keys.items() if n > 1] == []
     namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"}
     declared = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
-    assert len(namespaces) == 1 and None not in namespaces, "every object lives in the overlay's namespace"
+    assert len(namespaces) == 1, "every object lives in the overlay's namespace"
+    assert None not in namespaces
     assert declared == list(namespaces), "the overlay creates its namespace"
 
 
@@ -59,7 +60,8 @@ def test_dev_runs_one_replica_of_everything_and_prod_scales() -> None:
     }
     assert dev.of_kind("HorizontalPodAutoscaler") == []
     hpa = prod.get("HorizontalPodAutoscaler", "processing")
-    assert hpa is not None and hpa["spec"]["minReplicas"] >= 2
+    assert hpa is not None
+    assert hpa["spec"]["minReplicas"] >= 2
     assert "replicas" not in prod.get("Deployment", "processing")["spec"], "the autoscaler owns the count"  # type: ignore[index]
     assert prod.get("Deployment", "gateway")["spec"]["replicas"] >= 2  # type: ignore[index]
     assert prod.get("Deployment", "cache")["spec"]["replicas"] >= 2  # type: ignore[index]

@@ -46,7 +46,9 @@ def kubectl() -> str:
     """Path of kubectl (it renders kustomizations offline; no cluster is needed)."""
     binary = shutil.which("kubectl")
     if binary is None:
-        raise RuntimeError("kubectl is needed to render deploy/k8s (apt install kubectl, or any kubectl >= 1.27)")
+        raise RuntimeError(
+            "kubectl is needed to render deploy/k8s (apt install kubectl, or any kubectl >= 1.27)"
+        )
     return binary
 
 
@@ -99,7 +101,9 @@ class Rendered:
         if obj is None:
             if kind == "Secret" and name in OPERATOR_SECRETS:
                 return OPERATOR_SECRETS[name]
-            raise AssertionError(f"{self.variant}: {kind} {name} is referenced but neither rendered nor documented")
+            raise AssertionError(
+                f"{self.variant}: {kind} {name} is referenced but neither rendered nor documented"
+            )
         data = dict(obj.get("data") or {})
         if kind == "Secret":
             data = {k: base64.b64decode(v).decode() for k, v in data.items()}
@@ -234,7 +238,7 @@ def pod_labels(workload: Obj) -> dict[str, str]:
 
 def service_port(rendered_: Rendered, host: str, port: int) -> tuple[Container, int] | None:
     """The container (and its port) a Service address host:port reaches, if host is a rendered Service."""
-    name = host.split(".")[0]
+    name = host.split(".", maxsplit=1)[0]
     service = rendered_.get("Service", name)
     if service is None:
         return None
@@ -247,6 +251,6 @@ def service_port(rendered_: Rendered, host: str, port: int) -> tuple[Container, 
                 continue
             ports = container.ports()
             number = ports.get(target) if isinstance(target, str) else int(target)
-            if number in ports.values():
+            if number is not None and number in ports.values():
                 return container, number
     return None
