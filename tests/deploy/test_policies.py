@@ -230,6 +230,27 @@ def test_services_budgets_and_autoscalers_select_real_pods(variant: str) -> None
     assert processing["spec"]["clusterIP"] == "None", "headless: DNS lists replicas"
 
 
+_UNITS = {"ki": 1024, "mi": 1024**2, "gi": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+
+
+def _bytes(text: str) -> int:
+    match = re.fullmatch(r"(\d+)([a-zA-Z]*)", text)
+    assert match is not None, text
+    return int(match[1]) * _UNITS.get(match[2].lower(), 1)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_redis_refuses_writes_before_its_container_is_oom_killed(variant: str) -> None:
+    for container in rendered(variant).containers():
+        if container.argv()[:1] != ["redis-server"]:
+            continue
+        argv = container.argv()
+        assert argv[argv.index("--appendonly") + 1] == "yes", "append-only persistence"
+        maxmemory = _bytes(argv[argv.index("--maxmemory") + 1])
+        assert maxmemory < 0.8 * _bytes(container.spec["resources"]["limits"]["memory"])
+        assert any(m["mountPath"] == argv[argv.index("--dir") + 1] for m in container.spec["volumeMounts"])
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_the_namespace_enforces_the_restricted_pod_security_standard(variant: str) -> None:
     (namespace,) = rendered(variant).of_kind("Namespace")
