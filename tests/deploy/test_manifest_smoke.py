@@ -181,6 +181,17 @@ def _kubelet(pod: LocalPod, kind: str) -> tuple[bool, str]:
     return False, last
 
 
+def _sees_not_serving(pod: LocalPod) -> bool:
+    """Whether the readiness probe reports NOT_SERVING while the process drains (SHUTDOWN_DRAIN)."""
+    probe = pod.container.spec["readinessProbe"]
+    deadline = time.monotonic() + pod.container.pod["terminationGracePeriodSeconds"]
+    while time.monotonic() < deadline and pod.popen is not None and pod.popen.poll() is None:
+        if _probe_once(pod, probe) == "NOT_SERVING":
+            return True
+        time.sleep(0.05)  # the signal may not have been handled yet
+    return False
+
+
 def _becomes_ready(pod: LocalPod) -> str:
     """Startup probe, then readiness and liveness, each within its own timing; "" when all pass."""
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -238,9 +249,7 @@ def test_dev_overlay_starts_every_process_and_passes_its_probes(tmp_path: Path) 
             assert pod.popen is not None
             pod.popen.send_signal(signal.SIGTERM)
         for pod in processes.values():
-            assert _probe_once(pod, pod.container.spec["readinessProbe"]) == "NOT_SERVING", pod.output()[
-                -2000:
-            ]
+            assert _sees_not_serving(pod), f"readiness never saw NOT_SERVING:\n{pod.output()[-2000:]}"
         for pod in processes.values():
             assert pod.popen is not None
             budget = pod.container.pod["terminationGracePeriodSeconds"] - (time.monotonic() - stopped_at)
