@@ -1,17 +1,19 @@
-"""Manifest smoke test: the rendered dev overlay, started on this machine the way the kubelet would.
+"""Manifest smoke test: the rendered overlays, started on this machine the way the kubelet would.
 
-For every container of the dev overlay the test takes the command, args and environment from the
-rendered manifests (ConfigMaps, Secrets and $(VAR) references resolved), maps every container port
-to a free loopback port and every Service name to 127.0.0.1 (so ``cache:50051`` becomes the
-cache's mapped port), gives every volume mount a directory (ConfigMap and Secret files written
-into it), starts the processes together, and runs each declared probe on the kubelet's schedule
-(initialDelaySeconds, periodSeconds, timeoutSeconds, failureThreshold). Then it stops them like a
-pod deletion does (SIGTERM, SIGKILL after terminationGracePeriodSeconds).
+For every container of an overlay (dev, and prod with mTLS on) the test takes the command, args
+and environment from the rendered manifests (ConfigMaps, Secrets and $(VAR) references resolved),
+maps every container port to a free loopback port and every Service name to 127.0.0.1 (so
+``cache:50051`` becomes the cache's mapped port), gives every volume mount a directory (ConfigMap
+and Secret files written into it), starts the processes together, and runs each declared probe on
+the kubelet's schedule (initialDelaySeconds, periodSeconds, timeoutSeconds, failureThreshold).
+Then it stops them like a pod deletion does (SIGTERM, SIGKILL after terminationGracePeriodSeconds).
+For prod, the Secrets an operator creates are made here: a fresh CA and a certificate for mTLS.
 
 Two stand-ins, because their binaries do not run here: the OpenTelemetry Collector is replaced by
 a real OTLP/gRPC receiver on the collector Service's mapped port (so the test also proves every
 process exports to the address the manifests give it), and Redis's probes get the mapped port
-(`--port`/`-p`) that a pod would not need.
+(`--port`/`-p`) that a pod would not need. With mTLS on, the stand-in collector requires a client
+certificate of the suite's CA, as the real one does (components/mtls/tls.yaml).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.certs import Leaf, make_ca, make_leaf
 from tests.support.k8s import Container, Rendered, rendered, service_port
 from tests.support.otlp import otlp_receiver
 from tests.support.processes import free_port
@@ -43,6 +46,7 @@ pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 VARIANT = "overlays/dev"
+OVERLAYS = ("overlays/dev", "overlays/prod")
 HOSTPORT = re.compile(r"(?P<host>\b[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9-]+)*):(?P<port>\d+)\b")
 
 
@@ -83,7 +87,7 @@ def _local_value(value: str, pod: LocalPod, objects: Rendered, pods: dict[str, L
     return value
 
 
-def _materialize(pod: LocalPod, objects: Rendered, root: Path) -> None:
+def _materialize(pod: LocalPod, objects: Rendered, root: Path, secrets: dict[str, dict[str, str]]) -> None:
     """A directory per volume mount; ConfigMap and Secret volumes get their files."""
     for mount in pod.container.spec.get("volumeMounts", []):
         local = root / pod.container.workload_name / mount["name"]
@@ -97,18 +101,22 @@ def _materialize(pod: LocalPod, objects: Rendered, root: Path) -> None:
             data = objects.config_data("ConfigMap", volume["configMap"]["name"])
         elif "secret" in volume and objects.get("Secret", volume["secret"]["secretName"]) is not None:
             data = objects.config_data("Secret", volume["secret"]["secretName"])
+        elif "secret" in volume:
+            data = secrets.get(volume["secret"]["secretName"], {})
         for name, text in data.items():
             (local / name).write_text(text)
         pod.mounts[mount["mountPath"]] = local
 
 
-def _prepare(objects: Rendered, root: Path) -> dict[str, LocalPod]:
+def _prepare(
+    objects: Rendered, root: Path, secrets: dict[str, dict[str, str]] | None = None
+) -> dict[str, LocalPod]:
     pods = {
         c.workload_name: LocalPod(c, {number: free_port() for number in c.ports().values()})
         for c in objects.containers()
     }
     for pod in pods.values():
-        _materialize(pod, objects, root)
+        _materialize(pod, objects, root, secrets or {})
     for pod in pods.values():
         manifest_env = pod.container.env()
         pod.env = {name: _local_value(value, pod, objects, pods) for name, value in manifest_env.items()}
@@ -216,15 +224,55 @@ def _running(pods: dict[str, LocalPod], root: Path) -> Iterator[None]:
                 pod.popen.wait()
 
 
-def test_dev_overlay_starts_every_process_and_passes_its_probes(tmp_path: Path) -> None:
-    objects = rendered(VARIANT)
-    pods = _prepare(objects, tmp_path)
+def _operator_secrets(root: Path) -> tuple[dict[str, dict[str, str]], Leaf]:
+    """What an operator puts in the Secrets before deploying prod: here, a fresh CA and certificate."""
+    suite = make_leaf(make_ca(root / "pki"), "suite")
+    mtls = {
+        "tls.crt": suite.cert.read_text(),
+        "tls.key": suite.key.read_text(),
+        "ca.crt": suite.ca.read_text(),
+    }
+    return {"mediasuite-mtls": mtls}, suite
+
+
+def _collector_credentials(suite: Leaf) -> grpc.ServerCredentials:
+    """The collector's side of mTLS (components/mtls/tls.yaml): require a client certificate of the CA."""
+    return grpc.ssl_server_credentials(
+        [(suite.key.read_bytes(), suite.cert.read_bytes())],
+        root_certificates=suite.ca.read_bytes(),
+        require_client_auth=True,
+    )
+
+
+def _main_port_needs_mtls(pod: LocalPod, suite: Leaf) -> None:
+    """With mTLS on, the main port refuses plaintext and answers a client with a suite certificate."""
+    address = f"127.0.0.1:{pod.ports[pod.container.ports()['grpc']]}"
+    request = health_pb2.HealthCheckRequest()
+    with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as refused:
+        health_pb2_grpc.HealthStub(channel).Check(request, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    credentials = grpc.ssl_channel_credentials(
+        suite.ca.read_bytes(), suite.key.read_bytes(), suite.cert.read_bytes()
+    )
+    with grpc.secure_channel(address, credentials) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(request, timeout=5)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize("variant", OVERLAYS)
+def test_overlay_starts_every_process_and_passes_its_probes(variant: str, tmp_path: Path) -> None:
+    objects = rendered(variant)
+    secrets, suite = _operator_secrets(tmp_path)
+    pods = _prepare(objects, tmp_path, secrets)
     processes = {name: pod for name, pod in pods.items() if pod.container.process is not None}
     assert len(processes) == 5
+    mtls = bool(processes["cache"].env.get("GRPC_TLS_CERT"))
+    assert mtls is (variant == "overlays/prod")
     collector = pods["otel-collector"]
     collector_address = f"127.0.0.1:{collector.ports[collector.container.ports()['otlp-grpc']]}"
+    credentials = _collector_credentials(suite) if mtls else None
 
-    with otlp_receiver(collector_address) as received, _running(pods, tmp_path):
+    with otlp_receiver(collector_address, credentials) as received, _running(pods, tmp_path):
         probed = [pod for pod in pods.values() if pod.popen is not None]
         with ThreadPoolExecutor(len(probed)) as pool:
             failures = [f for f in pool.map(_becomes_ready, probed) if f]
@@ -237,10 +285,11 @@ def test_dev_overlay_starts_every_process_and_passes_its_probes(tmp_path: Path) 
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=10) as reply:
             assert reply.status == 200
         for pod in processes.values():
-            grpc_port = pod.ports[pod.container.ports()["grpc"]]
-            assert _probe_once(
-                pod, {"grpc": {"port": pod.container.ports()["grpc"]}, "timeoutSeconds": 5}
-            ) == ("SERVING"), f"{pod.container.workload_name} on {grpc_port}"
+            if mtls:
+                _main_port_needs_mtls(pod, suite)
+            else:
+                grpc_port = pod.container.ports()["grpc"]
+                assert _probe_once(pod, {"grpc": {"port": grpc_port}, "timeoutSeconds": 5}) == "SERVING"
 
         # A pod deletion: SIGTERM to all; readiness goes NOT_SERVING during the drain; each exits 0
         # before the kubelet's SIGKILL (terminationGracePeriodSeconds).

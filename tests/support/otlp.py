@@ -58,13 +58,16 @@ class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
 
 
 @contextlib.contextmanager
-def otlp_receiver(address: str) -> Iterator[Received]:
-    """Receive OTLP/gRPC (plaintext) on ``address`` until the block ends."""
+def otlp_receiver(address: str, credentials: grpc.ServerCredentials | None = None) -> Iterator[Received]:
+    """Receive OTLP/gRPC on ``address`` (plaintext, or TLS with ``credentials``) until the block ends."""
     received = Received()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(received), server)  # type: ignore[no-untyped-call]
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(received), server)  # type: ignore[no-untyped-call]
-    server.add_insecure_port(address)
+    if credentials is None:
+        server.add_insecure_port(address)
+    else:
+        server.add_secure_port(address, credentials)
     server.start()
     try:
         yield received
