@@ -14,8 +14,11 @@ BUF := .tools/node_modules/.bin/buf
 BENCH ?=
 PYTEST_ARGS ?=
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= mediasuite:$(VERSION)
+CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: help setup protos proto-check lint test run bench clean lock
+.PHONY: help setup protos proto-check lint test run bench clean lock image
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,7 +47,13 @@ lint: $(STAMP) $(BUF) proto-check ## buf lint, ruff, mypy, generated-code drift
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services gateway bench tools tests
 
-test: $(STAMP) ## run the whole test suite (real Redis on 127.0.0.1:6379, real gRPC on loopback)
+# checkov lives in its own virtualenv: it pins many packages of its own (requirements/checkov.txt).
+$(CHECKOV): requirements/checkov.txt
+	@test -x .tools/checkov/bin/python || $(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/python -m pip --disable-pip-version-check -q install -r requirements/checkov.txt
+	@touch $@
+
+test: $(STAMP) $(CHECKOV) ## run the whole test suite (real Redis on 127.0.0.1:6379, real gRPC on loopback)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 run: $(STAMP) ## start all five services on loopback (Ctrl-C stops them gracefully)
@@ -52,6 +61,11 @@ run: $(STAMP) ## start all five services on loopback (Ctrl-C stops them graceful
 
 bench: $(STAMP) ## run the benchmarks under bench/ (BENCH=name runs one) and print the table
 	$(BIN)/python -m bench $(BENCH)
+
+image: ## build the container image IMAGE (default mediasuite:<version>); needs a Docker engine
+	@command -v docker >/dev/null || { echo "make image needs docker (a Docker engine)"; exit 1; }
+	docker build --tag $(IMAGE) .
+	@echo "built $(IMAGE); deploy it: deploy/k8s/README.md"
 
 clean: ## remove the virtualenv, caches and benchmark output
 	rm -rf $(VENV) .tools .bench .pytest_cache .mypy_cache .ruff_cache

@@ -27,7 +27,7 @@ from services.runtime.app import describe_settings
 from services.runtime.config import ConfigError, Env, Setting
 from services.runtime.suite import PROCESSES, Process
 
-__all__ = ["main", "suite_environment"]
+__all__ = ["configuration_table", "main", "process_settings", "suite_environment"]
 
 # Start order: dependencies first. Stop order is the reverse.
 _MODULES = {
@@ -228,19 +228,24 @@ def _loaders() -> dict[str, Callable[[Env], object]]:
     }
 
 
+def process_settings() -> dict[str, list[Setting]]:
+    """Every environment variable each process reads (telemetry included), by process name."""
+    return {name: describe_settings(load, name) for name, load in _loaders().items()}
+
+
 def configuration_table() -> str:
     """Every environment variable of every process as a Markdown table (the README's table)."""
     rows: dict[str, tuple[Setting, list[str]]] = {}
-    loaders = _loaders()
-    for name, load in loaders.items():
-        for setting in describe_settings(load, name):
+    settings = process_settings()
+    for name, described in settings.items():
+        for setting in described:
             default = setting.default.replace(f"mediasuite-{name}", "mediasuite-<process>")
             rows.setdefault(setting.name, (Setting(setting.name, default, setting.meaning), []))[1].append(
                 name
             )
     lines = ["| variable | default | read by | meaning |", "|---|---|---|---|"]
     for setting, users in rows.values():
-        read_by = "all" if len(users) == len(loaders) else ", ".join(users)
+        read_by = "all" if len(users) == len(settings) else ", ".join(users)
         default = f"`{setting.default}`" if setting.default else "(unset)"
         lines.append(f"| `{setting.name}` | {default} | {read_by} | {setting.meaning} |")
     return "\n".join(lines)

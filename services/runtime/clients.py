@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 
 from services.runtime.telemetry import Telemetry
+from services.runtime.tls import TlsConfig
 
 __all__ = ["DefaultDeadline", "channel_options", "open_channel", "service_config"]
 
@@ -86,16 +87,22 @@ def open_channel(
     telemetry: Telemetry | None = None,
     retry_deadline_exceeded: bool = False,
     extra_interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    tls: TlsConfig | None = None,
 ) -> grpc.aio.Channel:
-    """An insecure channel to ``target`` ("host:port", "dns:///name:port", "ipv4:a:1,b:2")."""
+    """A channel to ``target`` ("host:port", "dns:///name:port", "ipv4:a:1,b:2").
+
+    Plaintext unless ``tls`` is given (pass ``config.server.tls``): then mutual TLS, the server's
+    name checked against the CA-signed certificate.
+    """
     interceptors: list[Any] = [DefaultDeadline(deadline_seconds), *extra_interceptors]
     if telemetry is not None and telemetry.tracing:
         from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
         tracing = aio_client_interceptors(tracer_provider=telemetry.tracer_provider)  # type: ignore[no-untyped-call]
         interceptors = [*tracing, *interceptors]
-    return grpc.aio.insecure_channel(
-        target,
-        options=channel_options(max_message_bytes, retry_deadline_exceeded=retry_deadline_exceeded),
-        interceptors=interceptors,
-    )
+    options = channel_options(max_message_bytes, retry_deadline_exceeded=retry_deadline_exceeded)
+    if tls is not None:
+        return grpc.aio.secure_channel(
+            target, tls.channel_credentials(), options=options, interceptors=interceptors
+        )
+    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

@@ -15,6 +15,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.runtime.tls import TlsConfig
 
 __all__ = [
     "ConfigError",
@@ -284,10 +288,15 @@ class ServerConfig:
     max_concurrent_rpcs: int
     log_level: str
     log_format: str
+    health_listen: str = ""
+    max_connection_age_seconds: float = 0.0
+    tls: TlsConfig | None = None
 
     @classmethod
     def from_env(cls, env: Env, service: str, default_port: int) -> ServerConfig:
         """Read the shared server settings; ``<SERVICE>_LISTEN`` is per service."""
+        from services.runtime.tls import TlsConfig
+
         prefix = service.upper()
         return cls(
             service=service,
@@ -333,4 +342,19 @@ class ServerConfig:
                 choices=("debug", "info", "warning", "error"),
             ),
             log_format=env.text("LOG_FORMAT", "json", "log line format", choices=("json", "text")),
+            health_listen=env.text(
+                "GRPC_HEALTH_LISTEN",
+                "",
+                "extra plaintext address serving only grpc.health.v1 (for Kubernetes probes when TLS is on)",
+                check=_valid_address,
+                expected='host:port, e.g. "0.0.0.0:8086"',
+            ),
+            max_connection_age_seconds=env.duration(
+                "GRPC_MAX_CONNECTION_AGE",
+                0.0,
+                "close client connections after this age so clients re-resolve DNS and reach new "
+                "replicas (0s: never)",
+                max=86400,
+            ),
+            tls=TlsConfig.from_env(env),
         )

@@ -50,7 +50,7 @@ class ServiceBinding:
 def server_options(config: ServerConfig) -> list[tuple[str, int]]:
     """Channel arguments of a server built from the shared configuration."""
     keepalive_ms = int(config.keepalive_seconds * 1000)
-    return [
+    options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.keepalive_time_ms", keepalive_ms),
@@ -61,6 +61,14 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
         # Two servers on one port must fail to start, not share the port silently.
         ("grpc.so_reuseport", 0),
     ]
+    if config.max_connection_age_seconds > 0:
+        # Clients reconnect (and re-resolve DNS) when a connection reaches its age: the way replicas
+        # added behind a headless Service start getting calls from client-side round_robin.
+        options += [
+            ("grpc.max_connection_age_ms", int(config.max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(config.grace_seconds * 1000)),
+        ]
+    return options
 
 
 class GrpcServer:
@@ -110,13 +118,14 @@ class GrpcServer:
             ],
             self.server,
         )
-        try:
-            self.port = self.server.add_insecure_port(config.listen)
-        except RuntimeError as error:
-            raise OSError(
-                f"cannot listen on {config.listen} ({error}): is another process using the port? "
-                f"Set {config.service.upper()}_LISTEN to a free address"
-            ) from error
+        self.port = _bind(self.server, config.listen, f"{config.service.upper()}_LISTEN", config)
+        # Kubernetes' native gRPC probes speak plaintext only: with TLS on, they use this port.
+        self.health_server: grpc.aio.Server | None = None
+        self.health_port = 0
+        if config.health_listen:
+            self.health_server = grpc.aio.server(options=server_options(config))
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            self.health_port = _bind(self.health_server, config.health_listen, "GRPC_HEALTH_LISTEN", None)
 
     def on_start(self, hook: Hook) -> None:
         """Run ``hook`` after the server starts, before it reports SERVING."""
@@ -132,12 +141,21 @@ class GrpcServer:
         host = self.config.listen.rpartition(":")[0]
         return f"{host}:{self.port}"
 
+    @property
+    def health_address(self) -> str | None:
+        """host:port of the plaintext health-only port, when GRPC_HEALTH_LISTEN is set."""
+        if self.health_server is None:
+            return None
+        return f"{self.config.health_listen.rpartition(':')[0]}:{self.health_port}"
+
     async def start(self) -> None:
         """Start serving, run the start hooks, then report SERVING for every service."""
         # The health servicer reports "" as SERVING from the start; until the start hooks have run
         # (a first sample, a cache warm-up) the process must say it is not ready yet.
         await self.set_serving(False)
         await self.server.start()
+        if self.health_server is not None:
+            await self.health_server.start()
         for hook in self._on_start:
             await hook()
         await self.set_serving(True)
@@ -147,6 +165,8 @@ class GrpcServer:
             self.address,
             extra={"fields": {"address": self.address, "services": self.service_names}},
         )
+        if self.health_address is not None:
+            log.info("serving grpc.health.v1 (plaintext) on %s", self.health_address)
 
     async def set_serving(self, serving: bool, service: str | None = None) -> None:
         """Set the health status of one service, or of every service and the server ("")."""
@@ -175,6 +195,8 @@ class GrpcServer:
         # Unary calls are done (or out of time): end what remains, such as watch streams, now.
         await self.server.stop(0)
         await refusing
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         if not drained:
             log.warning("grace period of %.1fs passed with calls still in flight; they were cancelled", grace)
         for hook in reversed(self._on_stop):
@@ -184,3 +206,16 @@ class GrpcServer:
     async def wait(self) -> None:
         """Wait until the server terminates."""
         await self.server.wait_for_termination()
+
+
+def _bind(server: grpc.aio.Server, address: str, variable: str, config: ServerConfig | None) -> int:
+    """Add a port (TLS when the configuration has it); OSError naming the variable when it fails."""
+    try:
+        if config is not None and config.tls is not None:
+            return server.add_secure_port(address, config.tls.server_credentials())
+        return server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise OSError(
+            f"cannot listen on {address} ({error}): is another process using the port? "
+            f"Set {variable} to a free address"
+        ) from error
