@@ -178,6 +178,8 @@ class _ProcessWorker:
         self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float
     ) -> tuple[Reply, tuple[int, int]]:
         """Run ``func(*args)`` in the worker, waiting at most ``timeout`` seconds."""
+        if not self._process.is_alive():  # died while idle (killed from outside): replace it quietly
+            self.restart()
         try:
             self._conn.send((func, args))
         except (BrokenPipeError, ConnectionResetError, OSError):

@@ -36,7 +36,7 @@ THRESHOLDS: dict[str, tuple[str, str, float, float]] = {
     "blurry": ("sharpness", "below", 50.0, 0.0),  # variance of the Laplacian
     "underexposed": ("mean_luminance", "below", 50.0, 0.0),  # 0-255
     "overexposed": ("mean_luminance", "above", 205.0, 255.0),
-    "low_contrast": ("contrast", "below", 30.0, 0.0),  # std of luminance
+    "low_contrast": ("contrast", "below", 25.0, 0.0),  # std of luminance
     "noisy": ("noise", "above", 6.0, 30.0),  # estimated sigma, 0-255
     "low_resolution": ("megapixels", "below", 0.3, 0.0),  # 640x480 is 0.31 MP
     "heavy_compression": ("estimated_jpeg_quality", "below", 50.0, 1.0),  # JPEG only

@@ -251,11 +251,12 @@ def validate_video(data: bytes, source: Source, max_errors: int, limits: Limits)
                 seen_logs = 0
                 for packet in container.demux(stream):
                     at = _seconds(packet.pts if packet.pts is not None else packet.dts, stream.time_base)
+                    failed = False
                     try:
                         decoded = packet.decode()
                     except av.FFmpegError as error:
                         problems.append(DecodeProblem(at, stream.index, f"decoder error: {error}"))
-                        decoded = []
+                        decoded, failed = [], True
                     for frame in decoded:
                         frames += 1
                         limits.check_frames(frames, f"{source.label} frames decoded")
@@ -267,7 +268,7 @@ def validate_video(data: bytes, source: Source, max_errors: int, limits: Limits)
                                 DecodeProblem(when, stream.index, "frame decoded with corruption")
                             )
                     for level, name, message in logs[seen_logs:]:
-                        if level <= av.logging.ERROR:
+                        if level <= av.logging.ERROR and not failed:  # a raised error already says it
                             problems.append(DecodeProblem(at, stream.index, f"{name}: {message.strip()}"))
                     seen_logs = len(logs)
                     if len(problems) >= max_errors:
