@@ -50,8 +50,8 @@ def photo(width: int = 800, height: int = 600, seed: int = 1, noise: float = 4.0
     image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     for _ in range(12):
-        x0, y0 = int(rng.integers(0, width - 40)), int(rng.integers(0, height - 40))
-        w, h = int(rng.integers(20, width // 3)), int(rng.integers(20, height // 3))
+        x0, y0 = int(rng.integers(0, max(1, width - 40))), int(rng.integers(0, max(1, height - 40)))
+        w, h = int(rng.integers(4, max(5, width // 3))), int(rng.integers(4, max(5, height // 3)))
         colour = tuple(int(c) for c in rng.integers(0, 255, 3))
         if rng.random() < 0.5:
             draw.ellipse((x0, y0, x0 + w, y0 + h), fill=colour, outline=(0, 0, 0), width=2)

@@ -137,6 +137,15 @@ def _image_mark(data: bytes, source: Source, width: int, opacity: float, limits:
     return small
 
 
+def _place(layer: Image.Image, mark: Image.Image, x: int, y: int) -> None:
+    """Composite ``mark`` onto ``layer`` at (x, y), clipping what falls outside."""
+    left, top = max(0, -x), max(0, -y)
+    if left >= mark.width or top >= mark.height:
+        return
+    visible = mark.crop((left, top, mark.width, mark.height)) if left or top else mark
+    layer.alpha_composite(visible, (max(0, x), max(0, y)))
+
+
 def watermark_image(
     data: bytes,
     source: Source,
@@ -148,9 +157,9 @@ def watermark_image(
 ) -> Encoded:
     """Lay a text or image mark on the upright image."""
     if not overlay and not (1 <= len(spec.text) <= 200):
-        raise InvalidArgument("text must have 1 to 200 characters", field="text.text")
+        raise InvalidArgument("text.text must have 1 to 200 characters", field="text.text")
     if not _COLOR.match(spec.color):
-        raise InvalidArgument(f"color {spec.color!r} must look like #rrggbb", field="text.color")
+        raise InvalidArgument(f"text.color {spec.color!r} must look like #rrggbb", field="text.color")
     upright, source_format, exif = decode_upright(data, source, limits)
     short = min(upright.size)
     if overlay is not None:
@@ -166,12 +175,12 @@ def watermark_image(
         for y in range(margin, upright.height, max(1, step_y)):
             offset = (y // max(1, step_y)) % 2 * step_x // 2
             for x in range(margin - offset, upright.width, max(1, step_x)):
-                layer.paste(mark, (x, y), mark)
+                _place(layer, mark, x, y)
     else:
         fx, fy = GRAVITIES.get(spec.position, (1.0, 1.0))
         free_x = max(0, upright.width - mark.width - 2 * margin)
         free_y = max(0, upright.height - mark.height - 2 * margin)
-        layer.paste(mark, (margin + round(free_x * fx), margin + round(free_y * fy)), mark)
+        _place(layer, mark, margin + round(free_x * fx), margin + round(free_y * fy))
     base = upright.convert("RGBA")
     marked = Image.alpha_composite(base, layer)
     if "A" not in upright.mode:
