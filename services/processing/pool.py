@@ -37,6 +37,7 @@ log = logging.getLogger("mediasuite.processing.pool")
 
 PRELOAD = ["services.processing.engine.tasks"]
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_START_TIMEOUT = 60.0
 
 Reply = tuple[str, Any]
 
@@ -109,6 +110,7 @@ def _worker_main(conn: Connection, memory_limit: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    conn.send(("ready", os.getpid()))
     while True:
         try:
             message = conn.recv()
@@ -156,6 +158,7 @@ class _ProcessWorker:
         self._process.start()
         child.close()
         self._conn: Connection = parent
+        self._ready = False
         self.tasks = 0
 
     @property
@@ -180,6 +183,14 @@ class _ProcessWorker:
         """Run ``func(*args)`` in the worker, waiting at most ``timeout`` seconds."""
         if not self._process.is_alive():  # died while idle (killed from outside): replace it quietly
             self.restart()
+        if not self._ready:  # a fresh worker's start-up does not count against the operation's time
+            if not self._conn.poll(_START_TIMEOUT):
+                raise self._lost(f"did not start within {_START_TIMEOUT:g}s")
+            try:
+                self._conn.recv()
+            except (EOFError, OSError):
+                raise self._lost("died while starting") from None
+            self._ready = True
         try:
             self._conn.send((func, args))
         except (BrokenPipeError, ConnectionResetError, OSError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 
 from mediasuite.processing.v1 import processing_service_pb2_grpc
@@ -18,11 +19,25 @@ from services.runtime.server import GrpcServer, ServiceBinding
 from services.runtime.suite import process
 from services.runtime.telemetry import Telemetry
 
-__all__ = ["build_server", "main"]
+__all__ = ["Parts", "build_parts", "build_server", "main"]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The server and the pieces tests and benchmarks look at."""
+
+    server: GrpcServer
+    pool: WorkerPool
+    processor: Processor
 
 
 async def build_server(config: ProcessingConfig, telemetry: Telemetry) -> GrpcServer:
     """The processing server, ready to start (workers start with it, stop after it)."""
+    return build_parts(config, telemetry).server
+
+
+def build_parts(config: ProcessingConfig, telemetry: Telemetry) -> Parts:
+    """The server with its pool and processor."""
     meter = telemetry.meter("mediasuite.processing")
     pool = WorkerPool(config.pool, meter)
     cache = (
@@ -53,7 +68,7 @@ async def build_server(config: ProcessingConfig, telemetry: Telemetry) -> GrpcSe
     server.on_stop(pool.close)
     if cache is not None:
         server.on_stop(cache.close)
-    return server
+    return Parts(server, pool, processor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

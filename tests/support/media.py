@@ -46,7 +46,9 @@ def photo(width: int = 800, height: int = 600, seed: int = 1, noise: float = 4.0
     y = np.linspace(0, 1, height, dtype=np.float32)[:, None]
     x = np.linspace(0, 1, width, dtype=np.float32)[None, :]
     zero = np.zeros((height, width), dtype=np.float32)
-    base = np.stack([60 + 120 * y + 20 * x + zero, 110 + 80 * y + zero, 200 - 90 * y + 10 * x + zero], axis=-1)
+    base = np.stack(
+        [60 + 120 * y + 20 * x + zero, 110 + 80 * y + zero, 200 - 90 * y + 10 * x + zero], axis=-1
+    )
     image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     for _ in range(12):
@@ -63,7 +65,9 @@ def photo(width: int = 800, height: int = 600, seed: int = 1, noise: float = 4.0
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def exif_bytes(orientation: int = 1, *, copyright: str = "", make: str = "TestCam", gps: bool = False) -> bytes:
+def exif_bytes(
+    orientation: int = 1, *, copyright: str = "", make: str = "TestCam", gps: bool = False
+) -> bytes:
     """An EXIF block with camera fields, a capture time and (optionally) GPS."""
     exif = Image.Exif()
     exif[0x010F] = make
@@ -165,7 +169,12 @@ def rgb_swapped_profile() -> bytes:
 
     description = b"RGB-swapped test profile\0"
     desc = (
-        b"desc\0\0\0\0" + struct.pack(">I", len(description)) + description + b"\0" * 8 + b"\0\0\0" + b"\0" * 67
+        b"desc\0\0\0\0"
+        + struct.pack(">I", len(description))
+        + description
+        + b"\0" * 8
+        + b"\0\0\0"
+        + b"\0" * 67
     )
     curve = b"curv\0\0\0\0" + struct.pack(">I", 1) + struct.pack(">H", 0x0233) + b"\0\0"  # gamma 2.2
     tags = [
@@ -208,7 +217,12 @@ def png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
     """A tiny PNG whose header promises width x height pixels (the data is a few bytes)."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\0" * 1024)
@@ -272,3 +286,24 @@ def corrupt_h264(frames: int = 50, size: tuple[int, int] = (320, 240), seed: int
             packet.stream = out_stream
             target.mux(packet)
     return out.getvalue()
+
+
+def flat_png(side: int, colour: int = 90) -> bytes:
+    """A side x side greyish RGB PNG, written row by row with zlib (small file, slow to decode: it
+    inflates to 3 x side^2 bytes), for tests that need an operation to take a while."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
+    row = b"\0" + bytes([colour]) * (3 * side)
+    packer = zlib.compressobj(1)
+    parts = [packer.compress(row * 64) for _ in range(side // 64)]
+    parts.append(packer.compress(row * (side % 64)))
+    parts.append(packer.flush())
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")

@@ -12,7 +12,8 @@ import pytest
 
 from mediasuite.processing.v1 import processing_service_pb2_grpc
 from services.processing.config import ProcessingConfig
-from services.processing.server import build_server
+from services.processing.pool import WorkerPool
+from services.processing.server import build_parts
 from services.runtime.config import Env
 from services.runtime.server import GrpcServer
 from services.runtime.telemetry import Telemetry
@@ -24,6 +25,7 @@ class Running:
     """A started processing server, a stub to it, and its directories."""
 
     server: GrpcServer
+    pool: WorkerPool
     stub: processing_service_pb2_grpc.ProcessingServiceStub
     media: Path
     derived: Path
@@ -58,11 +60,14 @@ def processing(tmp_path: Path) -> Factory:
             **env,
         }
         config = ProcessingConfig.from_env(Env(values))
-        server = await build_server(config, telemetry or Telemetry())
+        parts = build_parts(config, telemetry or Telemetry())
+        server = parts.server
         await server.start()
         channel = grpc.aio.insecure_channel(server.address)
         try:
-            yield Running(server, processing_service_pb2_grpc.ProcessingServiceStub(channel), media, derived)
+            yield Running(
+                server, parts.pool, processing_service_pb2_grpc.ProcessingServiceStub(channel), media, derived
+            )
         finally:
             await channel.close()
             await server.stop(grace=1.0)

@@ -28,17 +28,24 @@ def _open(data: bytes) -> Image.Image:
 async def test_convert_changes_format_and_keeps_animation(processing: Factory) -> None:
     async with processing() as svc:
         png = await svc.stub.Convert(
-            pb.ConvertRequest(media=_ref(M.save(M.photo(120, 90), "JPEG")), encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_PNG))
+            pb.ConvertRequest(
+                media=_ref(M.save(M.photo(120, 90), "JPEG")),
+                encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_PNG),
+            )
         )
         webp = await svc.stub.Convert(
-            pb.ConvertRequest(media=_ref(M.animated("GIF")), encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_WEBP))
+            pb.ConvertRequest(
+                media=_ref(M.animated("GIF")), encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_WEBP)
+            )
         )
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await svc.stub.Convert(pb.ConvertRequest(media=_ref(M.animated("GIF"))))
     assert _open(png.output.inline).format == "PNG" and png.output.media_type == "image/png"
     animated = _open(webp.output.inline)
     assert animated.format == "WEBP" and getattr(animated, "n_frames", 1) == 6
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "encode.format" in (caught.value.details() or "")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "encode.format" in (
+        caught.value.details() or ""
+    )
 
 
 async def test_optimize_is_smaller_and_similar(processing: Factory) -> None:
@@ -63,13 +70,18 @@ async def test_optimize_never_returns_something_larger(processing: Factory) -> N
 
 
 def _issues(reply: pb.AnalyzeQualityResponse) -> set[str]:
-    return {pb.QualityIssueKind.Name(issue.kind).removeprefix("QUALITY_ISSUE_KIND_") for issue in reply.report.issues}
+    return {
+        pb.QualityIssueKind.Name(issue.kind).removeprefix("QUALITY_ISSUE_KIND_")
+        for issue in reply.report.issues
+    }
 
 
 async def test_quality_issues_are_found_on_bad_images_and_not_on_clean_ones(processing: Factory) -> None:
     clean = M.photo(1200, 900)
     dark = Image.fromarray((np.asarray(clean, dtype=np.float32) * 0.15).astype(np.uint8))
-    bright = Image.fromarray(np.clip(np.asarray(clean, dtype=np.float32) * 0.3 + 200, 0, 255).astype(np.uint8))
+    bright = Image.fromarray(
+        np.clip(np.asarray(clean, dtype=np.float32) * 0.3 + 200, 0, 255).astype(np.uint8)
+    )
     noisy = M.photo(1200, 900, noise=25)
     flat = Image.fromarray((np.asarray(clean, dtype=np.float32) * 0.15 + 110).astype(np.uint8))
     cases = {
@@ -83,14 +95,20 @@ async def test_quality_issues_are_found_on_bad_images_and_not_on_clean_ones(proc
         "compressed": (M.save(clean, "JPEG", quality=15), {"HEAVY_COMPRESSION"}),
     }
     async with processing() as svc:
-        found = {name: await svc.stub.AnalyzeQuality(pb.AnalyzeQualityRequest(media=_ref(data))) for name, (data, _) in cases.items()}
+        found = {
+            name: await svc.stub.AnalyzeQuality(pb.AnalyzeQualityRequest(media=_ref(data)))
+            for name, (data, _) in cases.items()
+        }
     for name, (_, expected) in cases.items():
         issues = _issues(found[name])
         assert expected <= issues, (name, issues, found[name].report)
         if name == "clean":
             assert issues == set(), found[name].report
     assert found["clean"].report.score == 100 and found["blurry"].report.score < 90
-    assert found["clean"].report.estimated_jpeg_quality == 92 and found["compressed"].report.estimated_jpeg_quality == 15
+    assert (
+        found["clean"].report.estimated_jpeg_quality == 92
+        and found["compressed"].report.estimated_jpeg_quality == 15
+    )
     assert found["small"].report.estimated_jpeg_quality == 0
     blur = next(i for i in found["blurry"].report.issues if i.kind == pb.QUALITY_ISSUE_KIND_BLURRY)
     assert blur.measured < blur.threshold and 0 < blur.severity <= 1 and "sharpness" in blur.message
@@ -99,10 +117,16 @@ async def test_quality_issues_are_found_on_bad_images_and_not_on_clean_ones(proc
 async def test_enhance_applies_steps_in_order(processing: Factory) -> None:
     flat = Image.fromarray((np.asarray(M.photo(300, 200), dtype=np.float32) * 0.2 + 100).astype(np.uint8))
     async with processing() as svc:
-        upright = await svc.stub.Enhance(pb.EnhanceRequest(media=_ref(M.save(flat, "PNG")), encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_PNG)))
+        upright = await svc.stub.Enhance(
+            pb.EnhanceRequest(
+                media=_ref(M.save(flat, "PNG")), encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_PNG)
+            )
+        )
         rotated = await svc.stub.Enhance(pb.EnhanceRequest(media=_ref(M.oriented_jpeg(8))))
         steps = [pb.ENHANCE_STEP_SHARPEN, pb.ENHANCE_STEP_DENOISE, pb.ENHANCE_STEP_EQUALIZE]
-        chosen = await svc.stub.Enhance(pb.EnhanceRequest(media=_ref(M.save(flat, "PNG")), steps=steps, strength=0.9))
+        chosen = await svc.stub.Enhance(
+            pb.EnhanceRequest(media=_ref(M.save(flat, "PNG")), steps=steps, strength=0.9)
+        )
     assert list(upright.applied) == [pb.ENHANCE_STEP_AUTO_CONTRAST]
     low, high = _open(upright.output.inline).convert("L").getextrema()  # type: ignore[misc]
     assert low < 10 and high > 245  # the narrow range is stretched
@@ -114,14 +138,28 @@ async def test_enhance_applies_steps_in_order(processing: Factory) -> None:
 async def test_crop_by_rectangle_and_by_aspect(processing: Factory) -> None:
     async with processing() as svc:
         data = M.oriented_jpeg(3)  # shows 600x400 with the marker top-left
-        rect = await svc.stub.Crop(pb.CropRequest(media=_ref(data), rect=pb.Rect(x=0, y=0, width=100, height=80), encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_PNG)))
-        aspect = await svc.stub.Crop(pb.CropRequest(media=_ref(data), aspect=pb.AspectCrop(width_ratio=1, height_ratio=1, gravity=pb.GRAVITY_EAST)))
+        rect = await svc.stub.Crop(
+            pb.CropRequest(
+                media=_ref(data),
+                rect=pb.Rect(x=0, y=0, width=100, height=80),
+                encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_PNG),
+            )
+        )
+        aspect = await svc.stub.Crop(
+            pb.CropRequest(
+                media=_ref(data), aspect=pb.AspectCrop(width_ratio=1, height_ratio=1, gravity=pb.GRAVITY_EAST)
+            )
+        )
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await svc.stub.Crop(pb.CropRequest(media=_ref(data), rect=pb.Rect(x=550, y=0, width=100, height=10)))
+            await svc.stub.Crop(
+                pb.CropRequest(media=_ref(data), rect=pb.Rect(x=550, y=0, width=100, height=10))
+            )
     cut = _open(rect.output.inline).convert("RGB")
     assert cut.size == (100, 80) and cut.getpixel((50, 40))[0] > 200  # type: ignore[index]
     assert (aspect.region.x, aspect.region.y, aspect.region.width, aspect.region.height) == (200, 0, 400, 400)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "rect" in (caught.value.details() or "")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "rect" in (
+        caught.value.details() or ""
+    )
 
 
 async def test_watermark_text_placed_tiled_and_image_overlay(processing: Factory) -> None:
@@ -129,18 +167,39 @@ async def test_watermark_text_placed_tiled_and_image_overlay(processing: Factory
     png = pb.EncodeOptions(format=pb.IMAGE_FORMAT_PNG)
     logo = M.save(Image.new("RGBA", (50, 50), (255, 255, 0, 255)), "PNG")
     async with processing() as svc:
-        placed = await svc.stub.Watermark(pb.WatermarkRequest(media=_ref(base), text=pb.TextMark(text="(c) mediasuite", size_ratio=0.1), opacity=1.0, encode=png))
-        tiled = await svc.stub.Watermark(pb.WatermarkRequest(media=_ref(base), text=pb.TextMark(text="DRAFT"), tile=True, encode=png))
-        overlay = await svc.stub.Watermark(pb.WatermarkRequest(media=_ref(base), image=_ref(logo), position=pb.GRAVITY_NORTH_WEST, opacity=1.0, encode=png))
+        placed = await svc.stub.Watermark(
+            pb.WatermarkRequest(
+                media=_ref(base),
+                text=pb.TextMark(text="(c) mediasuite", size_ratio=0.1),
+                opacity=1.0,
+                encode=png,
+            )
+        )
+        tiled = await svc.stub.Watermark(
+            pb.WatermarkRequest(media=_ref(base), text=pb.TextMark(text="DRAFT"), tile=True, encode=png)
+        )
+        overlay = await svc.stub.Watermark(
+            pb.WatermarkRequest(
+                media=_ref(base), image=_ref(logo), position=pb.GRAVITY_NORTH_WEST, opacity=1.0, encode=png
+            )
+        )
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await svc.stub.Watermark(pb.WatermarkRequest(media=_ref(base), text=pb.TextMark(text="x", color="red")))
+            await svc.stub.Watermark(
+                pb.WatermarkRequest(media=_ref(base), text=pb.TextMark(text="x", color="red"))
+            )
     marked = np.asarray(_open(placed.output.inline).convert("L"))
     assert marked[200:, 200:].max() > 200 and marked[:150, :200].max() == 0  # bottom right only
     spread = np.asarray(_open(tiled.output.inline).convert("L"))
-    assert all(spread[rows, cols].max() > 50 for rows in (slice(0, 150), slice(150, 300)) for cols in (slice(0, 200), slice(200, 400)))
+    assert all(
+        spread[rows, cols].max() > 50
+        for rows in (slice(0, 150), slice(150, 300))
+        for cols in (slice(0, 200), slice(200, 400))
+    )
     logo_out = _open(overlay.output.inline).convert("RGB")
     assert logo_out.getpixel((30, 30)) == (255, 255, 0) and logo_out.getpixel((300, 200)) == (0, 0, 0)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "text.color" in (caught.value.details() or "")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "text.color" in (
+        caught.value.details() or ""
+    )
 
 
 async def test_capabilities_report_formats_presets_limits_and_workers(processing: Factory) -> None:

@@ -59,7 +59,9 @@ async def test_probe_of_special_images(processing: Factory) -> None:
         webp = (await svc.stub.Probe(pb.ProbeRequest(media=_ref(inline=M.animated("WEBP"))))).info
         icc = M.save(M.photo(40, 30), "PNG", icc_profile=M.rgb_swapped_profile())
         tagged = (await svc.stub.Probe(pb.ProbeRequest(media=_ref(inline=icc)))).info
-        palette = (await svc.stub.Probe(pb.ProbeRequest(media=_ref(inline=M.palette_png_with_transparency())))).info
+        palette = (
+            await svc.stub.Probe(pb.ProbeRequest(media=_ref(inline=M.palette_png_with_transparency())))
+        ).info
     assert (deep.mode, deep.bit_depth) == ("I;16", 16)
     assert (gif.format, gif.frame_count, gif.animated) == ("GIF", 6, True)
     assert (webp.format, webp.frame_count, webp.animated) == ("WEBP", 6, True)
@@ -71,10 +73,16 @@ async def test_the_same_picture_has_the_same_perceptual_hash_in_any_encoding(pro
     picture = M.photo(640, 480)
     async with processing() as svc:
         hashes = []
-        for data in (M.save(picture, "PNG"), M.save(picture, "JPEG", quality=70), M.save(picture.resize((320, 240)), "WEBP")):
+        for data in (
+            M.save(picture, "PNG"),
+            M.save(picture, "JPEG", quality=70),
+            M.save(picture.resize((320, 240)), "WEBP"),
+        ):
             reply = await svc.stub.Probe(pb.ProbeRequest(media=_ref(inline=data), perceptual_hash=True))
             hashes.append(int(reply.info.perceptual_hash, 16))
-        other = await svc.stub.Probe(pb.ProbeRequest(media=_ref(inline=M.save(M.photo(640, 480, seed=9), "PNG")), perceptual_hash=True))
+        other = await svc.stub.Probe(
+            pb.ProbeRequest(media=_ref(inline=M.save(M.photo(640, 480, seed=9), "PNG")), perceptual_hash=True)
+        )
     assert all(bin(h ^ hashes[0]).count("1") <= 4 for h in hashes)
     assert bin(int(other.info.perceptual_hash, 16) ^ hashes[0]).count("1") > 10
 
@@ -84,7 +92,14 @@ async def test_probe_many_answers_each_item_in_order(processing: Factory) -> Non
         good = svc.put("good.jpg", M.save(M.photo(100, 80), "JPEG"))
         svc.put("broken.jpg", b"<html>not an image</html>")
         request = pb.ProbeManyRequest(
-            media=[_ref(good), _ref("missing.jpg"), _ref("../outside.jpg"), _ref("broken.jpg"), media_pb2.MediaRef(), _ref(good)],
+            media=[
+                _ref(good),
+                _ref("missing.jpg"),
+                _ref("../outside.jpg"),
+                _ref("broken.jpg"),
+                media_pb2.MediaRef(),
+                _ref(good),
+            ],
             content_hash=True,
         )
         reply = await svc.stub.ProbeMany(request)

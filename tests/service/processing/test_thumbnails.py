@@ -40,7 +40,12 @@ async def test_preset_contain_gives_the_long_edge_and_a_jpeg(processing: Factory
     out = reply.output
     image = _open(out.inline)
     assert (image.format, image.size) == ("JPEG", (160, 120))
-    assert (out.width, out.height, out.media_type, out.size_bytes) == (160, 120, "image/jpeg", len(out.inline))
+    assert (out.width, out.height, out.media_type, out.size_bytes) == (
+        160,
+        120,
+        "image/jpeg",
+        len(out.inline),
+    )
     assert len(out.content_key) == 64
     assert "pillow" in reply.operation.engine_version
     assert not reply.operation.cached
@@ -87,7 +92,9 @@ async def test_attention_keeps_a_saturated_subject(processing: Factory) -> None:
     async with processing() as svc:
         path = svc.put("subject.png", M.save(scene, "PNG"))
         reply = await svc.stub.Thumbnail(
-            _thumb(path, size=pb.Size(width=200, height=200), fit=pb.FIT_MODE_COVER, gravity=pb.GRAVITY_ATTENTION)
+            _thumb(
+                path, size=pb.Size(width=200, height=200), fit=pb.FIT_MODE_COVER, gravity=pb.GRAVITY_ATTENTION
+            )
         )
     image = _open(reply.output.inline).convert("RGB")
     pixels = np.asarray(image, dtype=np.int16)
@@ -98,13 +105,20 @@ async def test_attention_keeps_a_saturated_subject(processing: Factory) -> None:
 async def test_fill_makes_exactly_the_box(processing: Factory) -> None:
     async with processing() as svc:
         path = svc.put("p.jpg", M.save(M.photo(400, 300), "JPEG"))
-        reply = await svc.stub.Thumbnail(_thumb(path, size=pb.Size(width=90, height=200), fit=pb.FIT_MODE_FILL))
+        reply = await svc.stub.Thumbnail(
+            _thumb(path, size=pb.Size(width=90, height=200), fit=pb.FIT_MODE_FILL)
+        )
     assert _open(reply.output.inline).size == (90, 200)
 
 
 @pytest.mark.parametrize(
     ("fmt", "name"),
-    [(pb.IMAGE_FORMAT_PNG, "PNG"), (pb.IMAGE_FORMAT_WEBP, "WEBP"), (pb.IMAGE_FORMAT_TIFF, "TIFF"), (pb.IMAGE_FORMAT_AVIF, "AVIF")],
+    [
+        (pb.IMAGE_FORMAT_PNG, "PNG"),
+        (pb.IMAGE_FORMAT_WEBP, "WEBP"),
+        (pb.IMAGE_FORMAT_TIFF, "TIFF"),
+        (pb.IMAGE_FORMAT_AVIF, "AVIF"),
+    ],
 )
 async def test_output_formats(processing: Factory, fmt: int, name: str) -> None:
     async with processing() as svc:
@@ -125,7 +139,9 @@ async def test_progressive_jpeg_and_quality(processing: Factory) -> None:
             _thumb(path, preset="medium", encode=pb.EncodeOptions(quality=95, progressive=True))
         )
     assert len(low.output.inline) < len(high.output.inline)
-    assert _open(high.output.inline).info.get("progressive") or _open(high.output.inline).info.get("progression")
+    assert _open(high.output.inline).info.get("progressive") or _open(high.output.inline).info.get(
+        "progression"
+    )
 
 
 async def test_metadata_is_stripped_by_default_and_kept_when_asked(processing: Factory) -> None:
@@ -137,7 +153,9 @@ async def test_metadata_is_stripped_by_default_and_kept_when_asked(processing: F
         keep = pb.EncodeOptions(metadata=pb.METADATA_POLICY_KEEP_COPYRIGHT)
         rights = _open((await svc.stub.Thumbnail(_thumb(path, preset="small", encode=keep))).output.inline)
         everything = pb.EncodeOptions(metadata=pb.METADATA_POLICY_KEEP_ALL)
-        kept = _open((await svc.stub.Thumbnail(_thumb(path, preset="small", encode=everything))).output.inline)
+        kept = _open(
+            (await svc.stub.Thumbnail(_thumb(path, preset="small", encode=everything))).output.inline
+        )
     assert not stripped.getexif() and "icc_profile" not in stripped.info and "exif" not in stripped.info
     assert dict(rights.getexif()) == {0x8298: "(c) Test", 0x013B: "Ada Lovelace"}
     assert "icc_profile" not in rights.info
@@ -155,13 +173,39 @@ async def test_colour_is_converted_to_srgb_from_the_embedded_profile(processing:
 
 async def test_unusual_sources(processing: Factory) -> None:
     async with processing() as svc:
-        cmyk = _open((await svc.stub.Thumbnail(_thumb(inline=M.cmyk_jpeg(), preset="small", encode=_png()))).output.inline)
+        cmyk = _open(
+            (
+                await svc.stub.Thumbnail(_thumb(inline=M.cmyk_jpeg(), preset="small", encode=_png()))
+            ).output.inline
+        )
         assert cmyk.mode == "RGB" and cmyk.getpixel((5, 5))[0] < 40  # cyan: no red  # type: ignore[index]
-        deep = _open((await svc.stub.Thumbnail(_thumb(inline=M.sixteen_bit_png(), size=pb.Size(width=128), encode=_png()))).output.inline)
+        deep = _open(
+            (
+                await svc.stub.Thumbnail(
+                    _thumb(inline=M.sixteen_bit_png(), size=pb.Size(width=128), encode=_png())
+                )
+            ).output.inline
+        )
         assert deep.mode == "L" and deep.getpixel((127, 5)) > 240 and deep.getpixel((0, 5)) < 10  # type: ignore[operator]
-        palette = _open((await svc.stub.Thumbnail(_thumb(inline=M.palette_png_with_transparency(), preset="tiny", encode=_png()))).output.inline)
-        assert palette.mode == "RGBA" and palette.getpixel((1, 1))[3] == 0 and palette.getpixel((32, 32))[3] == 255  # type: ignore[index]
-        grey = _open((await svc.stub.Thumbnail(_thumb(inline=M.save(M.photo(300, 200).convert("L"), "JPEG"), preset="tiny"))).output.inline)
+        palette = _open(
+            (
+                await svc.stub.Thumbnail(
+                    _thumb(inline=M.palette_png_with_transparency(), preset="tiny", encode=_png())
+                )
+            ).output.inline
+        )
+        assert (
+            palette.mode == "RGBA"
+            and palette.getpixel((1, 1))[3] == 0
+            and palette.getpixel((32, 32))[3] == 255
+        )  # type: ignore[index]
+        grey = _open(
+            (
+                await svc.stub.Thumbnail(
+                    _thumb(inline=M.save(M.photo(300, 200).convert("L"), "JPEG"), preset="tiny")
+                )
+            ).output.inline
+        )
         assert grey.mode == "L" and grey.size == (64, 43)
         one = M.save(Image.new("RGB", (1, 1), (1, 2, 3)), "PNG")
         kept = await svc.stub.Thumbnail(_thumb(inline=one, preset="gallery", encode=_png()))
