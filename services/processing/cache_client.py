@@ -69,6 +69,7 @@ class CacheClient:
             deadline_seconds=settings.timeout_seconds,
             telemetry=telemetry,
             max_message_bytes=max_message_bytes or 64 * 1024**2,
+            max_attempts=1,  # a miss is cheaper than waiting for retries
         )
         self._stub = cache_service_pb2_grpc.CacheServiceStub(self._channel)
         self._skip_until = 0.0

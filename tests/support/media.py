@@ -8,6 +8,7 @@ import io
 import random
 import struct
 import zlib
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -20,11 +21,13 @@ __all__ = [
     "cmyk_jpeg",
     "corrupt_h264",
     "exif_bytes",
+    "extrema",
     "h264_video",
     "jpeg_bomb",
     "oriented_jpeg",
     "photo",
     "png_bomb",
+    "px",
     "rgb_swapped_profile",
     "save",
     "sixteen_bit_png",
@@ -271,20 +274,19 @@ def corrupt_h264(frames: int = 50, size: tuple[int, int] = (320, 240), seed: int
     with av.open(clean) as source, av.open(out, mode="w", format="mp4") as target:
         in_stream = source.streams.video[0]
         out_stream = target.add_stream_from_template(in_stream)
-        for index, packet in enumerate(source.demux(in_stream)):
+        for index, packet in enumerate(cast(Any, source).demux(in_stream)):
             if packet.size == 0:
                 continue
-            data = bytes(packet)
+            written = packet
             if index in (15, 16, 27) and not packet.is_keyframe:
-                noisy = bytearray(data)
+                noisy = bytearray(bytes(packet))
                 for position in range(8, len(noisy)):
                     noisy[position] = rng.randrange(256)
-                replacement = av.Packet(bytes(noisy))
-                replacement.pts, replacement.dts = packet.pts, packet.dts
-                replacement.time_base = packet.time_base
-                packet = replacement
-            packet.stream = out_stream
-            target.mux(packet)
+                written = av.Packet(bytes(noisy))
+                written.pts, written.dts = packet.pts, packet.dts
+                written.time_base = packet.time_base
+            written.stream = out_stream
+            target.mux(written)
     return out.getvalue()
 
 
@@ -307,3 +309,15 @@ def flat_png(side: int, colour: int = 90) -> bytes:
     parts.append(packer.flush())
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
+
+def px(image: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    """The pixel at ``xy`` as a tuple of channel values (a 1-tuple for single-band images)."""
+    value: Any = image.getpixel(xy)
+    return tuple(value) if isinstance(value, tuple) else (int(value),)
+
+
+def extrema(image: Image.Image) -> tuple[int, int]:
+    """(lowest, highest) value of a single-band image."""
+    low, high = cast(tuple[int, int], image.getextrema())
+    return low, high

@@ -17,8 +17,8 @@ from services.runtime.errors import InvalidArgument
 
 __all__ = ["READ_FORMATS", "decoding", "describe_bytes", "load_image", "open_image"]
 
-# Formats we decode (JPEG includes multi-picture MPO files). Everything else (EPS runs Ghostscript, and dozens of rarely used plugins)
-# is refused: a smaller attack surface, and every accepted format is tested.
+# Formats we decode (JPEG includes multi-picture MPO files). Everything else (EPS runs Ghostscript,
+# and dozens of rarely used plugins) is refused: a smaller attack surface, and every one is tested.
 READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "GIF", "BMP", "AVIF")
 
 Image.init()  # register every plugin, so the formats above can be named

@@ -26,7 +26,7 @@ class Running:
 
     server: GrpcServer
     pool: WorkerPool
-    stub: processing_service_pb2_grpc.ProcessingServiceStub
+    stub: processing_service_pb2_grpc.ProcessingServiceAsyncStub
     media: Path
     derived: Path
 
@@ -69,7 +69,7 @@ def processing(tmp_path: Path) -> Factory:
                 server, parts.pool, processing_service_pb2_grpc.ProcessingServiceStub(channel), media, derived
             )
         finally:
-            await channel.close()
+            await channel.close(None)
             await server.stop(grace=1.0)
 
     return run

@@ -75,7 +75,8 @@ async def test_broken_files_say_what_is_wrong(processing: Factory) -> None:
             error = await _fails(svc, _thumb(name), grpc.StatusCode.INVALID_ARGUMENT)
             assert words in (error.details() or ""), (name, error.details())
             bad = detail(error, error_details_pb2.BadRequest)
-            assert bad is not None and bad.field_violations[0].field == "media.path", name
+            assert bad is not None
+            assert bad.field_violations[0].field == "media.path", name
         error = await _fails(svc, _thumb(inline=b""), grpc.StatusCode.INVALID_ARGUMENT)
         assert "empty" in (error.details() or "")
 
@@ -112,9 +113,8 @@ async def test_byte_frame_and_output_limits(processing: Factory) -> None:
     ) as svc:
         big = svc.put("big.jpg", M.save(M.photo(400, 300, noise=20), "JPEG", quality=95))
         error = await _fails(svc, _thumb(big), grpc.StatusCode.RESOURCE_EXHAUSTED)
-        assert _limit(error)["limit"] == "max_file_bytes" and "PROCESSING_MAX_FILE_BYTES" in (
-            error.details() or ""
-        )
+        assert _limit(error)["limit"] == "max_file_bytes"
+        assert "PROCESSING_MAX_FILE_BYTES" in (error.details() or "")
         error = await _fails(svc, _thumb(inline=b"x" * 20_000), grpc.StatusCode.RESOURCE_EXHAUSTED)
         assert "PROCESSING_MAX_INLINE_BYTES" in (error.details() or "")
         assert _limit(error)["limit"] == "max_inline_bytes"
@@ -128,18 +128,14 @@ async def test_byte_frame_and_output_limits(processing: Factory) -> None:
             await svc.stub.Probe(
                 pb.ProbeRequest(media=media_pb2.MediaRef(inline=M.animated("GIF", frames=6)))
             )
-        assert (
-            caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            and _limit(caught.value)["limit"] == "max_frames"
-        )
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert _limit(caught.value)["limit"] == "max_frames"
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await svc.stub.ValidateVideo(
                 pb.ValidateVideoRequest(media=media_pb2.MediaRef(inline=M.h264_video(frames=5)))
             )
-        assert (
-            caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            and _limit(caught.value)["limit"] == "max_frames"
-        )
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert _limit(caught.value)["limit"] == "max_frames"
 
 
 async def test_an_operation_over_its_time_limit_is_stopped_and_the_worker_replaced(
@@ -149,11 +145,11 @@ async def test_an_operation_over_its_time_limit_is_stopped_and_the_worker_replac
     async with processing(PROCESSING_OPERATION_TIMEOUT="250ms", PROCESSING_WORKERS="1") as svc:
         before = svc.pool.stats().pids
         error = await _fails(svc, _thumb(inline=slow), grpc.StatusCode.DEADLINE_EXCEEDED)
-        assert "time limit" in (error.details() or "") and "PROCESSING_OPERATION_TIMEOUT" in (
-            error.details() or ""
-        )
+        assert "time limit" in (error.details() or "")
+        assert "PROCESSING_OPERATION_TIMEOUT" in (error.details() or "")
         stats = svc.pool.stats()
-    assert stats.restarts == 1 and stats.pids != before
+    assert stats.restarts == 1
+    assert stats.pids != before
 
 
 async def test_a_worker_that_dies_is_replaced_and_its_call_fails_cleanly(processing: Factory) -> None:
@@ -170,9 +166,11 @@ async def test_a_worker_that_dies_is_replaced_and_its_call_fails_cleanly(process
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call
         assert caught.value.code() == grpc.StatusCode.ABORTED
-        assert "signal 9" in (caught.value.details() or "") and "replaced" in (caught.value.details() or "")
+        assert "signal 9" in (caught.value.details() or "")
+        assert "replaced" in (caught.value.details() or "")
         ok = await svc.stub.Thumbnail(_thumb(inline=GOOD))
-        assert ok.output.width == 64 and svc.pool.stats().pids != (pid,)
+        assert ok.output.width == 64
+        assert svc.pool.stats().pids != (pid,)
 
 
 async def test_a_full_queue_refuses_with_resource_exhausted(processing: Factory) -> None:
@@ -182,12 +180,12 @@ async def test_a_full_queue_refuses_with_resource_exhausted(processing: Factory)
         results = await asyncio.gather(*calls, return_exceptions=True)
         refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
         served = [r for r in results if isinstance(r, pb.ThumbnailResponse)]
-        assert len(served) == 2 and len(refused) == 2
+        assert len(served) == 2
+        assert len(refused) == 2
         for error in refused:
             assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert _limit(error)["limit"] == "queue_size" and "PROCESSING_QUEUE_SIZE" in (
-                error.details() or ""
-            )
+            assert _limit(error)["limit"] == "queue_size"
+            assert "PROCESSING_QUEUE_SIZE" in (error.details() or "")
         assert svc.pool.stats().rejected == 2
         ok = await svc.stub.Thumbnail(_thumb(inline=GOOD))
         assert ok.output.width == 64
@@ -196,6 +194,5 @@ async def test_a_full_queue_refuses_with_resource_exhausted(processing: Factory)
 async def test_a_worker_memory_cap_turns_a_huge_decode_into_a_clean_error(processing: Factory) -> None:
     async with processing(PROCESSING_WORKER_MEMORY="450MiB", PROCESSING_WORKERS="1") as svc:
         error = await _fails(svc, _thumb(inline=M.flat_png(10_000)), grpc.StatusCode.RESOURCE_EXHAUSTED)
-        assert _limit(error)["limit"] == "worker_memory_bytes" and "PROCESSING_WORKER_MEMORY" in (
-            error.details() or ""
-        )
+        assert _limit(error)["limit"] == "worker_memory_bytes"
+        assert "PROCESSING_WORKER_MEMORY" in (error.details() or "")

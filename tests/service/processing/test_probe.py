@@ -36,20 +36,27 @@ async def test_probe_reports_header_exif_and_hashes(processing: Factory) -> None
         6,
         400,
     )
-    assert abs(exif.exposure_time_s - 1 / 250) < 1e-9 and exif.f_number == 2.8 and exif.focal_length_mm == 35
+    assert abs(exif.exposure_time_s - 1 / 250) < 1e-9
+    assert exif.f_number == 2.8
+    assert exif.focal_length_mm == 35
     taken = exif.taken_at.ToDatetime(tzinfo=dt.UTC)
     assert taken == dt.datetime(2024, 5, 17, 12, 30, 5, tzinfo=dt.UTC)  # 14:30:05 at +02:00
-    assert abs(exif.gps.latitude - 48.8582) < 1e-3 and abs(exif.gps.longitude - 2.2945) < 1e-3
+    assert abs(exif.gps.latitude - 48.8582) < 1e-3
+    assert abs(exif.gps.longitude - 2.2945) < 1e-3
     assert exif.gps.altitude_m == 35
-    assert info.raw_exif["Make"] == "TestCam" and "GPSLatitude" in info.raw_exif
+    assert info.raw_exif["Make"] == "TestCam"
+    assert "GPSLatitude" in info.raw_exif
     assert info.modified_at.seconds > 0
 
 
 async def test_probe_without_hashes_leaves_them_empty(processing: Factory) -> None:
     async with processing() as svc:
         reply = await svc.stub.Probe(pb.ProbeRequest(media=_ref(inline=M.save(M.photo(64, 48), "PNG"))))
-    assert reply.info.format == "PNG" and not reply.info.content_hash and not reply.info.perceptual_hash
-    assert not reply.info.raw_exif and not reply.info.HasField("modified_at")
+    assert reply.info.format == "PNG"
+    assert not reply.info.content_hash
+    assert not reply.info.perceptual_hash
+    assert not reply.info.raw_exif
+    assert not reply.info.HasField("modified_at")
 
 
 async def test_probe_of_special_images(processing: Factory) -> None:
@@ -65,7 +72,8 @@ async def test_probe_of_special_images(processing: Factory) -> None:
     assert (deep.mode, deep.bit_depth) == ("I;16", 16)
     assert (gif.format, gif.frame_count, gif.animated) == ("GIF", 6, True)
     assert (webp.format, webp.frame_count, webp.animated) == ("WEBP", 6, True)
-    assert tagged.has_icc_profile and tagged.icc_description == "RGB-swapped test profile"
+    assert tagged.has_icc_profile
+    assert tagged.icc_description == "RGB-swapped test profile"
     assert palette.mode == "P"
 
 
@@ -107,5 +115,6 @@ async def test_probe_many_answers_each_item_in_order(processing: Factory) -> Non
     assert kinds == ["info", "error", "error", "error", "error", "info"]
     codes = [r.error.code_name for r in reply.results if r.WhichOneof("result") == "error"]
     assert codes == ["NOT_FOUND", "PERMISSION_DENIED", "INVALID_ARGUMENT", "INVALID_ARGUMENT"]
-    assert "HTML" in reply.results[3].error.message and reply.results[3].error.field == "media[3].path"
+    assert "HTML" in reply.results[3].error.message
+    assert reply.results[3].error.field == "media[3].path"
     assert reply.results[0].info.content_hash == reply.results[5].info.content_hash != ""
