@@ -185,9 +185,9 @@ class Processor:
         """A data result (dataclass ``kind``), its source's content hash, the source, how it was served."""
         started = time.perf_counter()
         namespace = NAMESPACES[operation]
-        if not use_cache:
+        if not (use_cache and self.caching):
             source = await asyncio.to_thread(self.source, media)
-            result = await self.run(operation, source, params, deadline_s, need_hash=False)
+            result = await self.run(operation, source, params, deadline_s, need_hash=use_cache)
             value: T = result.value
             return (
                 value,
@@ -228,7 +228,7 @@ class Processor:
         """An image output (``mode``: inline, store or auto), from the store, the cache or the pool."""
         started = time.perf_counter()
         namespace = NAMESPACES[operation]
-        lookup = mode != "inline" or self.caching
+        lookup = mode == "store" or self.caching  # else hashing first buys nothing: the worker hashes
         source = await self.hashed(media) if lookup else await asyncio.to_thread(self.source, media)
         key_material = _params(params if key_params is None else key_params)
         if source.content_hash:
