@@ -171,6 +171,7 @@ class ProcessingConfig:
                 "PROCESSING_WORKER_MAX_TASKS",
                 1000,
                 "operations a worker runs before it is replaced (0: no limit)",
+                min=0,
             ),
             worker_recycle_rss_bytes=env.size(
                 "PROCESSING_WORKER_RECYCLE_RSS",
