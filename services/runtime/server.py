@@ -134,6 +134,8 @@ class GrpcServer:
 
     async def start(self) -> None:
         """Start serving, run the start hooks, then report SERVING for every service."""
+        # grpc's HealthServicer reports "" as SERVING from the start: say NOT_SERVING until the hooks ran.
+        await self.set_serving(False)
         await self.server.start()
         for hook in self._on_start:
             await hook()
