@@ -14,6 +14,7 @@ from services.runtime.server import GrpcServer
 async def test_not_serving_until_the_start_hooks_finish() -> None:
     server = GrpcServer(ServerConfig.from_env(Env({"HOOKED_LISTEN": "127.0.0.1:0"}), "hooked", 0), [])
     release = asyncio.Event()
+    checked = asyncio.Event()
     seen: list[int] = []
 
     async def slow_hook() -> None:
@@ -22,12 +23,12 @@ async def test_not_serving_until_the_start_hooks_finish() -> None:
                 health_pb2.HealthCheckRequest(), timeout=5
             )
             seen.append(reply.status)
+        checked.set()
         await release.wait()
 
     server.on_start(slow_hook)
     starting = asyncio.ensure_future(server.start())
-    while not seen:
-        await asyncio.sleep(0.01)
+    await checked.wait()
     release.set()
     await starting
     async with grpc.aio.insecure_channel(server.address) as channel:
