@@ -41,10 +41,19 @@ class Fingerprint:
     content_hash: str
 
 
+def _fingerprint(fingerprint: Fingerprint) -> media_pb2.SourceFingerprint:
+    return media_pb2.SourceFingerprint(
+        path=fingerprint.path,
+        size_bytes=fingerprint.size_bytes,
+        mtime_ns=fingerprint.mtime_ns,
+        content_hash=fingerprint.content_hash,
+    )
+
+
 class NoCache:
     """The cache switched off: every get misses, sets do nothing."""
 
-    async def get(self, namespace: str, key: str) -> bytes | None:
+    async def get(self, namespace: str, key: str, fingerprint: Fingerprint | None = None) -> bytes | None:
         """Always a miss."""
         return None
 
@@ -110,16 +119,17 @@ class CacheClient:
             log.info("cache service at %s answers again", self._settings.address)
             self._down_reason = ""
 
-    async def get(self, namespace: str, key: str) -> bytes | None:
-        """The cached value, or None (a miss, or the cache is unavailable)."""
+    async def get(self, namespace: str, key: str, fingerprint: Fingerprint | None = None) -> bytes | None:
+        """The cached value, or None (a miss, or the cache is unavailable). With a fingerprint, an entry
+        made from another version of the file is a (stale) miss."""
         if not self.available:
             self.skipped += 1
             return None
+        request = cache_service_pb2.GetRequest(namespace=namespace, key=key)
+        if fingerprint is not None:
+            request.fingerprint.CopyFrom(_fingerprint(fingerprint))
         try:
-            reply = await self._stub.Get(
-                cache_service_pb2.GetRequest(namespace=namespace, key=key),
-                timeout=self._settings.timeout_seconds,
-            )
+            reply = await self._stub.Get(request, timeout=self._settings.timeout_seconds)
         except grpc.aio.AioRpcError as error:
             self._trip(error)
             return None
@@ -138,14 +148,7 @@ class CacheClient:
             return
         request = cache_service_pb2.SetRequest(namespace=namespace, key=key, value=value)
         if fingerprint is not None:
-            request.fingerprint.CopyFrom(
-                media_pb2.SourceFingerprint(
-                    path=fingerprint.path,
-                    size_bytes=fingerprint.size_bytes,
-                    mtime_ns=fingerprint.mtime_ns,
-                    content_hash=fingerprint.content_hash,
-                )
-            )
+            request.fingerprint.CopyFrom(_fingerprint(fingerprint))
         try:
             await self._stub.Set(request, timeout=self._settings.timeout_seconds)
         except grpc.aio.AioRpcError as error:

@@ -52,7 +52,7 @@ _MESSAGE_OVERHEAD = 64 * 1024
 class ResultCache(Protocol):
     """Where results are cached (the cache service, or nothing)."""
 
-    async def get(self, namespace: str, key: str) -> bytes | None: ...
+    async def get(self, namespace: str, key: str, fingerprint: Fingerprint | None = None) -> bytes | None: ...
 
     async def set(
         self, namespace: str, key: str, value: bytes, fingerprint: Fingerprint | None = None
@@ -160,7 +160,10 @@ class Processor:
         )
         return result
 
-    def _fingerprint(self, source: Source) -> Fingerprint:
+    def _fingerprint(self, source: Source) -> Fingerprint | None:
+        """The file a result came from (inline media has none: its key is its content)."""
+        if not source.path:
+            return None
         return Fingerprint(source.relative_path, source.size_bytes, source.mtime_ns, source.content_hash)
 
     def _record(self, operation: str, cached: bool, started: float) -> Served:
@@ -197,7 +200,7 @@ class Processor:
             )
         source = await self.hashed(media)
         key = f"{operation}/{content_key(source.content_hash, operation, _params(params), ENGINE_VERSION)}"
-        cached = await self.cache.get(namespace, key)
+        cached = await self.cache.get(namespace, key, self._fingerprint(source))
         if cached is not None:
             try:
                 return (
@@ -233,7 +236,7 @@ class Processor:
         key_material = _params(params if key_params is None else key_params)
         if source.content_hash:
             key = content_key(source.content_hash, operation, key_material, ENGINE_VERSION)
-            found = await self._lookup(namespace, f"{operation}/{key}", key, mode)
+            found = await self._lookup(namespace, f"{operation}/{key}", key, mode, self._fingerprint(source))
             if found is not None:
                 return found, self._record(operation, True, started)
         result = await self.run(operation, source, params, deadline_s)
@@ -247,13 +250,15 @@ class Processor:
             )
         return delivered, self._record(operation, False, started)
 
-    async def _lookup(self, namespace: str, cache_key: str, key: str, mode: str) -> Delivered | None:
+    async def _lookup(
+        self, namespace: str, cache_key: str, key: str, mode: str, fingerprint: Fingerprint | None
+    ) -> Delivered | None:
         if mode != "inline":
             stored = await asyncio.to_thread(self.store.find_meta, key)
             if stored is not None:
                 meta, relative = stored
                 return _delivered(key, meta, b"", relative, _size_of(self.store, relative))
-        value = await self.cache.get(namespace, cache_key)
+        value = await self.cache.get(namespace, cache_key, fingerprint)
         if value is None:
             return None
         try:

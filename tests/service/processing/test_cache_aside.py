@@ -27,6 +27,13 @@ def _thumb(path: str) -> pb.ThumbnailRequest:
     return pb.ThumbnailRequest(media=media_pb2.MediaRef(path=path), preset="tiny")
 
 
+def _stale(stored: media_pb2.SourceFingerprint, current: media_pb2.SourceFingerprint) -> bool:
+    """As the contract says: a content hash, when both have one, decides; else size and mtime."""
+    if stored.content_hash and current.content_hash:
+        return stored.content_hash != current.content_hash
+    return (stored.size_bytes, stored.mtime_ns) != (current.size_bytes, current.mtime_ns)
+
+
 class DictCache(cache_service_pb2_grpc.CacheServiceServicer):
     """Get/Set over a dict. A stand-in for the cache service only because, on this branch, the real
     one (issue 3) still answers UNIMPLEMENTED; test_repeats_hit_the_real_cache_service runs against
@@ -34,15 +41,21 @@ class DictCache(cache_service_pb2_grpc.CacheServiceServicer):
 
     def __init__(self) -> None:
         self.values: dict[tuple[str, str], bytes] = {}
+        self.fingerprints: dict[tuple[str, str], media_pb2.SourceFingerprint] = {}
         self.gets = 0
 
     async def Get(self, request: Any, context: Any) -> cache_service_pb2.GetResponse:
         self.gets += 1
+        stored = self.fingerprints.get((request.namespace, request.key))
+        if stored is not None and request.HasField("fingerprint") and _stale(stored, request.fingerprint):
+            return cache_service_pb2.GetResponse(found=False, miss_reason=cache_service_pb2.MISS_REASON_STALE)
         value = self.values.get((request.namespace, request.key))
         return cache_service_pb2.GetResponse(found=value is not None, value=value or b"")
 
     async def Set(self, request: Any, context: Any) -> cache_service_pb2.SetResponse:
         self.values[(request.namespace, request.key)] = request.value
+        if request.HasField("fingerprint"):
+            self.fingerprints[(request.namespace, request.key)] = request.fingerprint
         return cache_service_pb2.SetResponse()
 
 
@@ -122,7 +135,8 @@ async def test_repeats_hit_the_real_cache_service(processing: Factory, tmp_path:
             path = svc.put("a.jpg", PHOTO)
             first = await svc.stub.Thumbnail(_thumb(path))
             second = await svc.stub.Thumbnail(_thumb(path))
-            probe = pb.ProbeRequest(media=media_pb2.MediaRef(path=path), content_hash=True)
+            # inline: media_metadata is freshness-checked, and the cache has no media root of ours here
+            probe = pb.ProbeRequest(media=media_pb2.MediaRef(inline=PHOTO), content_hash=True)
             probed = [await svc.stub.Probe(probe) for _ in range(2)]
         async with grpc.aio.insecure_channel(cache.address) as channel:
             stats = await cache_service_pb2_grpc.CacheServiceStub(channel).GetStats(
