@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -130,11 +131,12 @@ def read_source(source: Source, limits: Limits) -> bytes:
 
 class HashMemo:
     """Content hashes of files already hashed, keyed by (device, inode, size, mtime): a changed file
-    gets a new key, so a stale hash is never used. Bounded (least recently used out)."""
+    gets a new key, so a stale hash is never used. Bounded (least recently used out); thread-safe."""
 
     def __init__(self, capacity: int = 8192) -> None:
         self._capacity = capacity
         self._hashes: OrderedDict[tuple[int, int, int, int], str] = OrderedDict()
+        self._lock = threading.Lock()
 
     def hash_of(self, source: Source) -> str:
         """The source's content hash, from the memo when the file is unchanged. Blocking: call off-loop."""
@@ -144,16 +146,18 @@ class HashMemo:
             return content_hash(source.data)
         info = os.stat(source.path)
         key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-        found = self._hashes.get(key)
-        if found is not None:
-            self._hashes.move_to_end(key)
-            return found
+        with self._lock:
+            found = self._hashes.get(key)
+            if found is not None:
+                self._hashes.move_to_end(key)
+                return found
         digest = hashlib.sha256()
         with open(source.path, "rb") as handle:
             while chunk := handle.read(_HASH_CHUNK):
                 digest.update(chunk)
         value = "sha256:" + digest.hexdigest()
-        self._hashes[key] = value
-        if len(self._hashes) > self._capacity:
-            self._hashes.popitem(last=False)
+        with self._lock:
+            self._hashes[key] = value
+            if len(self._hashes) > self._capacity:
+                self._hashes.popitem(last=False)
         return value
