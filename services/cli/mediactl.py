@@ -16,6 +16,7 @@ from rich.table import Table
 
 from services.cli.monitor_commands import monitor
 from services.cli.probe import HealthResult, check_health
+from services.cli.processing_commands import process
 from services.runtime.suite import PROCESSES
 
 __all__ = ["Targets", "cli", "main"]
@@ -115,6 +116,7 @@ def health(targets: Targets, as_json: bool) -> None:
 
 # Command groups of the services register here, one line each: cli.add_command(<group>).
 cli.add_command(monitor)
+cli.add_command(process)
 
 
 def main() -> None:

@@ -18,30 +18,24 @@ __all__ = ["DefaultDeadline", "channel_options", "open_channel", "service_config
 def service_config(*, retry_deadline_exceeded: bool = False, max_attempts: int = 4) -> str:
     """The gRPC service config JSON: round_robin, and retries of UNAVAILABLE with backoff.
 
-    DEADLINE_EXCEEDED is retried only when the caller says its calls are idempotent.
+    DEADLINE_EXCEEDED is retried only when the caller says its calls are idempotent. With
+    ``max_attempts`` below 2 calls are not retried (for best-effort dependencies that must fail fast).
     """
     codes = ["UNAVAILABLE", *(["DEADLINE_EXCEEDED"] if retry_deadline_exceeded else [])]
-    return json.dumps(
-        {
-            "loadBalancingConfig": [{"round_robin": {}}],
-            "methodConfig": [
-                {
-                    "name": [{}],
-                    "retryPolicy": {
-                        "maxAttempts": max_attempts,
-                        "initialBackoff": "0.05s",
-                        "maxBackoff": "2s",
-                        "backoffMultiplier": 2,
-                        "retryableStatusCodes": codes,
-                    },
-                }
-            ],
+    method: dict[str, Any] = {"name": [{}]}
+    if max_attempts >= 2:
+        method["retryPolicy"] = {
+            "maxAttempts": max_attempts,
+            "initialBackoff": "0.05s",
+            "maxBackoff": "2s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": codes,
         }
-    )
+    return json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [method]})
 
 
 def channel_options(
-    max_message_bytes: int, *, retry_deadline_exceeded: bool = False
+    max_message_bytes: int, *, retry_deadline_exceeded: bool = False, max_attempts: int = 4
 ) -> list[tuple[str, Any]]:
     """Channel arguments: message sizes, keepalive, the service config."""
     return [
@@ -50,7 +44,10 @@ def channel_options(
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 20_000),
         ("grpc.enable_retries", 1),
-        ("grpc.service_config", service_config(retry_deadline_exceeded=retry_deadline_exceeded)),
+        (
+            "grpc.service_config",
+            service_config(retry_deadline_exceeded=retry_deadline_exceeded, max_attempts=max_attempts),
+        ),
     ]
 
 
@@ -88,6 +85,7 @@ def open_channel(
     retry_deadline_exceeded: bool = False,
     extra_interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     tls: TlsConfig | None = None,
+    max_attempts: int = 4,
 ) -> grpc.aio.Channel:
     """A channel to ``target`` ("host:port", "dns:///name:port", "ipv4:a:1,b:2").
 
@@ -100,7 +98,9 @@ def open_channel(
 
         tracing = aio_client_interceptors(tracer_provider=telemetry.tracer_provider)  # type: ignore[no-untyped-call]
         interceptors = [*tracing, *interceptors]
-    options = channel_options(max_message_bytes, retry_deadline_exceeded=retry_deadline_exceeded)
+    options = channel_options(
+        max_message_bytes, retry_deadline_exceeded=retry_deadline_exceeded, max_attempts=max_attempts
+    )
     if tls is not None:
         return grpc.aio.secure_channel(
             target, tls.channel_credentials(), options=options, interceptors=interceptors

@@ -48,3 +48,12 @@ async def test_message_above_the_configured_size_is_refused(grpc_server: ServerF
         small = await stub.Get(cache_service_pb2.GetRequest(key="0", namespace="x" * 1000), timeout=5)
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert small.found
+
+
+def test_service_config_without_retries_for_fail_fast_dependencies() -> None:
+    import json
+
+    from services.runtime.clients import service_config
+
+    assert "retryPolicy" in json.loads(service_config())["methodConfig"][0]
+    assert "retryPolicy" not in json.loads(service_config(max_attempts=1))["methodConfig"][0]
