@@ -42,7 +42,8 @@ ENV PATH=/opt/mediasuite/bin:$PATH \
 WORKDIR /tmp
 USER 10001:10001
 # gRPC: cache 50051, processing 50052, batch 50053, monitor 50054, gateway 50055 (health);
-# HTTP gateway 8080; plaintext health-only port 8086 (GRPC_HEALTH_LISTEN, for probes).
-EXPOSE 50051 50052 50053 50054 50055 8080 8086
+# HTTP gateway 8080; plaintext health-only port 8086 (GRPC_HEALTH_LISTEN, for probes);
+# the monitor's Prometheus /metrics 9464 (MONITOR_HTTP_LISTEN).
+EXPOSE 50051 50052 50053 50054 50055 8080 8086 9464
 # No ENTRYPOINT: the command is the process (Kubernetes sets `command: [mediasuite-<process>]`).
 CMD ["mediasuite-gateway"]

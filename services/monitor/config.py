@@ -1,4 +1,11 @@
-"""Configuration of the monitor service, read from the environment at start."""
+"""Configuration of the monitor service, read from the environment at start.
+
+Where the monitor checks each suite process's grpc.health.v1: at ``<NAME>_HEALTH_ADDR`` when set,
+in plaintext (the process's health-only port, GRPC_HEALTH_LISTEN: what Kubernetes uses, where
+mTLS is on and the NetworkPolicies let the monitor reach only that port); otherwise at the
+process's main address ``<NAME>_ADDR``, over mutual TLS when the monitor's own GRPC_TLS_* are set
+(the suite's servers then refuse plaintext), in plaintext when not (``mediasuite up``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,9 @@ from services.monitor.alerts import Rule
 from services.monitor.rules import DEFAULT_RULES, RulesError, load_rules
 from services.runtime.config import ConfigError, Env, ServerConfig
 from services.runtime.suite import PROCESSES, process
+from services.runtime.tls import TlsConfig
 
-__all__ = ["MonitorConfig"]
+__all__ = ["HealthTarget", "MonitorConfig"]
 
 _CHECKED = tuple(p.name for p in PROCESSES if p.name != "monitor")
 
@@ -17,6 +25,14 @@ _CHECKED = tuple(p.name for p in PROCESSES if p.name != "monitor")
 def _names(value: str) -> bool:
     names = [n.strip() for n in value.split(",") if n.strip()]
     return value.strip().lower() == "none" or all(n in _CHECKED for n in names)
+
+
+@dataclass(frozen=True)
+class HealthTarget:
+    """Where the monitor checks one process's grpc.health.v1, and whether over mutual TLS."""
+
+    address: str
+    tls: TlsConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -36,7 +52,7 @@ class MonitorConfig:
     stale_after: float
     health_timeout: float
     otlp_max_points: int
-    components: dict[str, str]
+    components: dict[str, HealthTarget]
     addresses: dict[str, str]
     redis_url: str
 
@@ -101,9 +117,20 @@ class MonitorConfig:
         names = (
             [] if checked.strip().lower() == "none" else [n.strip() for n in checked.split(",") if n.strip()]
         )
+        # The monitor is not its own client: it reads the other processes' addresses only.
         addresses = {
             p.name: env.address(p.addr_env, p.default_address, f"address of the {p.name} service for clients")
             for p in PROCESSES
+            if p.name != "monitor"
+        }
+        health_addresses = {
+            name: env.address(
+                f"{name.upper()}_HEALTH_ADDR",
+                "",
+                f"plaintext health-only address of {name} (its GRPC_HEALTH_LISTEN) for the monitor's "
+                f"checks; unset: {name.upper()}_ADDR, over mTLS when GRPC_TLS_* are set",
+            )
+            for name in _CHECKED
         }
         return cls(
             server=server,
@@ -145,12 +172,18 @@ class MonitorConfig:
                 min=100,
                 max=10_000_000,
             ),
-            components={name: addresses[name] for name in dict.fromkeys(names)},
+            components={
+                name: HealthTarget(health_addresses[name])
+                if health_addresses[name]
+                else HealthTarget(addresses[name], server.tls)
+                for name in dict.fromkeys(names)
+            },
             addresses=addresses,
             redis_url=env.text(
                 "REDIS_URL",
                 "",
-                "Redis for the cache (redis://host:6379/0); unset: in-process memory only",
+                "Redis whose PING counts in the monitor's health score (redis://host:6379/0); "
+                "unset: not checked",
                 check=lambda v: v.startswith(("redis://", "rediss://", "unix://")),
                 expected="a redis://, rediss:// or unix:// URL",
             ),
@@ -159,4 +192,4 @@ class MonitorConfig:
     @property
     def process_addresses(self) -> dict[str, str]:
         """Processes whose RSS, open files and CPU are sampled (found by the port they listen on)."""
-        return {name: addr for name, addr in self.addresses.items() if name != "monitor"}
+        return dict(self.addresses)

@@ -2,7 +2,8 @@
 
 A gRPC probe keeps one channel open (a check is then one small call, not a new connection) and
 reconnects quickly after its peer restarts (reconnect backoff capped at 1 s), so a restored
-process is seen at the next check.
+process is seen at the next check. It speaks plaintext, or mutual TLS when given the suite's
+certificates (a main port with GRPC_TLS_* on refuses plaintext; see config.py for which is used).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.exceptions import RedisError
+
+from services.runtime.tls import TlsConfig
 
 __all__ = ["GrpcHealthProbe", "RedisProbe"]
 
@@ -26,24 +29,30 @@ def _describe(error: grpc.aio.AioRpcError) -> str:
 
 
 class GrpcHealthProbe:
-    """grpc.health.v1 Check of a process's server status (service "")."""
+    """grpc.health.v1 Check of a process's server status (service ""), over mTLS when ``tls`` is given.
 
-    def __init__(self, name: str, target: str) -> None:
+    The certificates are read here, at construction (the monitor's start), so a missing file stops
+    the monitor with a clear message instead of making every check fail.
+    """
+
+    def __init__(self, name: str, target: str, tls: TlsConfig | None = None) -> None:
         self.name = name
         self.target = target
+        self._credentials = tls.channel_credentials() if tls is not None else None
         self._channel: grpc.aio.Channel | None = None
 
     def _stub(self) -> health_pb2_grpc.HealthStub:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(
-                self.target,
-                options=[
-                    ("grpc.initial_reconnect_backoff_ms", 200),
-                    ("grpc.min_reconnect_backoff_ms", 200),
-                    ("grpc.max_reconnect_backoff_ms", 1000),
-                    ("grpc.enable_retries", 0),
-                ],
-            )
+            options = [
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+                ("grpc.enable_retries", 0),
+            ]
+            if self._credentials is not None:
+                self._channel = grpc.aio.secure_channel(self.target, self._credentials, options=options)
+            else:
+                self._channel = grpc.aio.insecure_channel(self.target, options=options)
         return health_pb2_grpc.HealthStub(self._channel)
 
     async def check(self, deadline: float) -> tuple[bool, str]:

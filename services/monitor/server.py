@@ -46,7 +46,9 @@ def build_monitor(
     """The monitor's domain object from the configuration (tests may hand in a reader and a clock)."""
     store = SeriesStore(config.sample_interval, config.series_limit)
     engine = AlertEngine(config.rules, history_limit=config.alert_history, stale_after=config.stale_after)
-    probes: list[Probe] = [GrpcHealthProbe(name, address) for name, address in config.components.items()]
+    probes: list[Probe] = [
+        GrpcHealthProbe(name, target.address, target.tls) for name, target in config.components.items()
+    ]
     if config.redis_url:
         probes.append(RedisProbe(config.redis_url))
     return Monitor(
@@ -104,6 +106,14 @@ async def build_server(
             config.rules_source,
             config.series_limit,
             monitor.store.memory_bound / 2**20,
+        )
+        log.info(
+            "monitor: health checks of %s",
+            ", ".join(
+                f"{name} at {target.address} ({'mTLS' if target.tls else 'plaintext'})"
+                for name, target in config.components.items()
+            )
+            or "no suite process (MONITOR_CHECK=none)",
         )
 
     async def stop() -> None:

@@ -209,9 +209,14 @@ class Env:
         return value
 
     def address(self, name: str, default: str, meaning: str) -> str:
-        """A host:port address ("127.0.0.1:50051", "[::]:50051", "cache:50051", "dns:///processing:50052")."""
+        """A host:port address ("127.0.0.1:50051", "[::]:50051", "cache:50051", "dns:///processing:50052").
+
+        An empty ``default`` makes the address optional: unset, it reads as "".
+        """
         raw = self._raw(name, default, meaning)
         value = default if raw is None else raw.strip()
+        if value == "" and default == "":
+            return ""
         if not _valid_address(value):
             raise ConfigError(name, value, 'host:port, e.g. "127.0.0.1:50051" or "[::]:50051"')
         return value

@@ -78,11 +78,31 @@ def test_every_peer_address_reaches_a_declared_port(variant: str, container: Con
         assert reached is not None, f"{name}={value}: no Service {host} with port {port} in {variant}"
         checked += 1
         target, number = reached
-        if name.endswith("_ADDR"):
+        if name.endswith("_HEALTH_ADDR"):  # the monitor's checks: plaintext, also with mTLS on
+            peer = name.removesuffix("_HEALTH_ADDR").lower()
+            assert (target.process, target.ports()["health"]) == (peer, number), (
+                f"{name} reaches {peer}'s health-only port"
+            )
+        elif name.endswith("_ADDR"):
             peer = name.removesuffix("_ADDR").lower()
             assert (target.process, target.ports()["grpc"]) == (peer, number), f"{name} reaches {peer}'s gRPC"
     if container.process == "gateway":
         assert checked >= 4
+    if container.process == "monitor":
+        assert checked >= 8, "four health addresses and four main addresses"
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_the_monitor_checks_the_redis_the_cache_uses(variant: str) -> None:
+    """Same REDIS_URL, from the same Secret the same way (bundled Redis, or external-redis's `url`)."""
+    containers = rendered(variant).process_containers()
+    cache, monitor = containers["cache"], containers["monitor"]
+    assert monitor.env()["REDIS_URL"] == cache.env()["REDIS_URL"]
+
+    def redis_entries(container: Container) -> list[dict[str, object]]:
+        return [e for e in container.spec["env"] if str(e["name"]).startswith("REDIS_")]
+
+    assert redis_entries(monitor) == redis_entries(cache)
 
 
 @pytest.mark.parametrize(("variant", "container"), CONTAINERS, ids=IDS)
@@ -102,10 +122,24 @@ def test_traces_and_metrics_go_to_the_collector(variant: str, container: Contain
     assert reached[0].workload_name == "otel-collector"
 
 
+def _with_local_mounts(env: dict[str, str], mounts: dict[str, Path]) -> dict[str, str]:
+    """Values naming a file under a ConfigMap/Secret mount point at the directory that holds it here."""
+    local = dict(env)
+    for name, value in env.items():
+        for mount_path, directory in mounts.items():
+            if value == mount_path or value.startswith(mount_path + "/"):
+                local[name] = str(directory) + value[len(mount_path) :]
+    return local
+
+
 @pytest.mark.parametrize(("variant", "container"), CONTAINERS, ids=IDS)
-def test_each_process_accepts_its_configuration(variant: str, container: Container) -> None:
-    """The process's own start-up check (`mediasuite-<process> --check-config`) on the pod's env."""
-    env = {"PATH": os.environ["PATH"], **container.env()}
+def test_each_process_accepts_its_configuration(variant: str, container: Container, tmp_path: Path) -> None:
+    """The process's own start-up check (`mediasuite-<process> --check-config`) on the pod's env,
+    with the files it mounts (the monitor reads its alert rules then)."""
+    env = {
+        "PATH": os.environ["PATH"],
+        **_with_local_mounts(container.env(), container.write_mounted_files(tmp_path)),
+    }
     result = subprocess.run(
         [str(BIN / container.argv()[0]), *container.argv()[1:], "--check-config"],
         env=env, capture_output=True, text=True, check=False, timeout=60,

@@ -9,6 +9,11 @@ the kubelet's schedule (initialDelaySeconds, periodSeconds, timeoutSeconds, fail
 Then it stops them like a pod deletion does (SIGTERM, SIGKILL after terminationGracePeriodSeconds).
 For prod, the Secrets an operator creates are made here: a fresh CA and a certificate for mTLS.
 
+The monitor is checked as the deployment wires it: its health checks reach every process and
+Redis (through the health-only ports, also with mTLS on), its alert rules come from the mounted
+ConfigMap, and its Prometheus port serves its own RPC metrics (which it keeps in-process instead of
+exporting them to the collector, which would only forward them back to it).
+
 Two stand-ins, because their binaries do not run here: the OpenTelemetry Collector is replaced by
 a real OTLP/gRPC receiver on the collector Service's mapped port (so the test also proves every
 process exports to the address the manifests give it), and Redis's probes get the mapped port
@@ -37,6 +42,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mediasuite.monitor.v1 import monitor_service_pb2, monitor_service_pb2_grpc
 from tests.support.certs import Leaf, make_ca, make_leaf
 from tests.support.k8s import Container, Rendered, rendered, service_port
 from tests.support.otlp import otlp_receiver
@@ -259,6 +265,62 @@ def _main_port_needs_mtls(pod: LocalPod, suite: Leaf) -> None:
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def _monitor_channel(pod: LocalPod, suite: Leaf | None) -> grpc.Channel:
+    """A channel to the monitor's main port, with the suite's certificate when mTLS is on."""
+    address = f"127.0.0.1:{pod.ports[pod.container.ports()['grpc']]}"
+    if suite is None:
+        return grpc.insecure_channel(address)
+    credentials = grpc.ssl_channel_credentials(
+        suite.ca.read_bytes(), suite.key.read_bytes(), suite.cert.read_bytes()
+    )
+    return grpc.secure_channel(address, credentials)
+
+
+def _monitor_sees_the_suite(pod: LocalPod, suite: Leaf | None) -> None:
+    """Every process and Redis serving in the monitor's health (within a few checks), rules from the file."""
+    stub = monitor_service_pb2_grpc.MonitorServiceStub(channel := _monitor_channel(pod, suite))
+    with channel:
+        rules = stub.ListAlertRules(monitor_service_pb2.ListAlertRulesRequest(), timeout=10)
+        assert rules.source == pod.env["MONITOR_RULES_FILE"], "the rules come from the mounted ConfigMap"
+        assert rules.source.startswith(str(pod.mounts["/etc/mediasuite/monitor"]))
+        assert {r.name for r in rules.rules} >= {"cpu_usage", "error_rate"}
+        wanted = {"cache", "processing", "batch", "gateway", "redis"}
+        states: dict[str, tuple[bool, str, str]] = {}
+        deadline = time.monotonic() + 30  # a check runs at every sampling (MONITOR_SAMPLE_INTERVAL, 5 s)
+        while time.monotonic() < deadline:
+            health = stub.GetHealth(monitor_service_pb2.GetHealthRequest(), timeout=10)
+            states = {c.name: (c.serving, c.target, c.detail) for c in health.components}
+            if set(states) == wanted and all(serving for serving, _, _ in states.values()):
+                break
+            time.sleep(0.5)
+    assert set(states) == wanted, states
+    assert all(serving for serving, _, _ in states.values()), f"the monitor's health checks fail: {states}"
+    for name in wanted - {"redis"}:
+        # The check went to the health-only port the manifests name (mapped here), not the main port.
+        assert states[name][1] == pod.env[f"{name.upper()}_HEALTH_ADDR"], states[name]
+
+
+def _scrape(pod: LocalPod) -> str:
+    """The monitor's Prometheus page, at the port its pod declares as `metrics`."""
+    port = pod.ports[pod.container.ports()["metrics"]]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        assert reply.status == 200
+        return bytes(reply.read()).decode()
+
+
+def _monitor_serves_its_own_rpc_metrics(pod: LocalPod) -> None:
+    """Its own RPC latency and its component states appear on /metrics (within a few samplings)."""
+    deadline = time.monotonic() + 30
+    page = ""
+    while time.monotonic() < deadline:
+        page = _scrape(pod)
+        if re.search(r'^rpc_server_latency_p95\{[^}]*service="monitor"', page, re.MULTILINE):
+            break
+        time.sleep(0.5)
+    assert re.search(r'^rpc_server_latency_p95\{[^}]*service="monitor"', page, re.MULTILINE), page[-3000:]
+    assert re.search(r'^monitor_component_up\{component="cache"\} 1\.0$', page, re.MULTILINE), page[-3000:]
+
+
 @pytest.mark.parametrize("variant", OVERLAYS)
 def test_overlay_starts_every_process_and_passes_its_probes(variant: str, tmp_path: Path) -> None:
     objects = rendered(variant)
@@ -290,6 +352,8 @@ def test_overlay_starts_every_process_and_passes_its_probes(variant: str, tmp_pa
             else:
                 grpc_port = pod.container.ports()["grpc"]
                 assert _probe_once(pod, {"grpc": {"port": grpc_port}, "timeoutSeconds": 5}) == "SERVING"
+        _monitor_sees_the_suite(processes["monitor"], suite if mtls else None)
+        _monitor_serves_its_own_rpc_metrics(processes["monitor"])
 
         # A pod deletion: SIGTERM to all; readiness goes NOT_SERVING during the drain; each exits 0
         # before the kubelet's SIGKILL (terminationGracePeriodSeconds).
@@ -313,9 +377,16 @@ def test_overlay_starts_every_process_and_passes_its_probes(variant: str, tmp_pa
     for name, pod in processes.items():
         service_name = f"mediasuite-{pod.container.process}"
         assert received.spans[service_name] >= 1, f"{name} sent no spans to the collector address"
+        if name == "monitor":
+            # Kept in-process (services/monitor/self_metrics.py, checked on /metrics above): the
+            # collector forwards metrics to the monitor, so an export would come back as a copy.
+            assert service_name not in received.metrics, "the monitor exported its metrics to the collector"
+            continue
         assert "rpc.server.duration" in received.metrics.get(service_name, set()), (
             f"{name} sent no RPC metrics"
         )
+        # In the form mediasuite-env asks for (replicas share a service.name: deltas, not totals).
+        assert received.forms[service_name, "rpc.server.duration"] == ("exponential_histogram", "DELTA")
 
 
 def test_the_smoke_test_would_notice_a_wrong_probe_port(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 A small evaluator applies the rendered policies the way the NetworkPolicy API defines them (a pod
 selected by a policy of a direction is isolated in that direction; a connection passes when the
 source's egress and the destination's ingress both allow it) to every pair of endpoints: our pods,
-CoreDNS, a pod in another namespace and an address on the internet. The set of allowed connections
-must equal the design's graph.
+CoreDNS, a Prometheus in the `monitoring` namespace (and two near misses: a Prometheus elsewhere,
+another pod in `monitoring`), a pod in another namespace and an address on the internet. The set of
+allowed connections must equal the design's graph.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def endpoints(objects: Rendered) -> list[Endpoint]:
             "kube-dns", "kube-system", {"k8s-app": "kube-dns"}, {"dns": (53, "UDP"), "dns-tcp": (53, "TCP")}
         )
     )
+    # Scrapers (their own port is never ours to call): the one allowed, and two near misses.
+    prometheus, web = {"app.kubernetes.io/name": "prometheus"}, {"web": (9090, "TCP")}
+    found.append(Endpoint("prometheus", "monitoring", prometheus, web, ip="10.0.7.7"))
+    found.append(Endpoint("prometheus-elsewhere", "elsewhere", prometheus, web, ip="10.0.8.8"))
+    found.append(Endpoint("monitoring-other", "monitoring", {"app": "other"}, web, ip="10.0.7.8"))
     found.append(Endpoint("other-namespace", "elsewhere", {"app": "other"}, OUTSIDE_PORTS, ip="10.0.9.9"))
     found.append(Endpoint("internet", None, {}, OUTSIDE_PORTS, ip="203.0.113.10"))
     return found
@@ -146,7 +152,11 @@ def design_graph(variant: str) -> set[tuple[str, str, str]]:
     edges |= {("batch", "processing", "grpc"), ("batch", "cache", "grpc"), ("processing", "cache", "grpc")}
     edges |= {("monitor", p, "health") for p in PROCESS_NAMES if p != "monitor"}
     edges |= {("otel-collector", "monitor", "grpc")}
-    edges |= {(outside, "gateway", "http") for outside in ("internet", "other-namespace", "kube-dns")}
+    # Prometheus scrapes the monitor's /metrics (MONITOR_HTTP_LISTEN): the only way to read the suite's
+    # metrics without a gRPC client, so the one port opened to another namespace besides the gateway's.
+    edges |= {("prometheus", "monitor", "metrics")}
+    outsiders = ("internet", "other-namespace", "kube-dns", "prometheus", "prometheus-elsewhere")
+    edges |= {(outside, "gateway", "http") for outside in (*outsiders, "monitoring-other")}
     users = ("cache", "batch", "monitor")
     if variant.endswith("external-redis"):
         edges |= {
@@ -167,7 +177,6 @@ def design_graph(variant: str) -> set[tuple[str, str, str]]:
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_network_policies_allow_exactly_the_designed_calls(variant: str) -> None:
     allowed = allowed_connections(rendered(variant))
-    allowed.discard(("monitor", "monitor", "health"))  # a pod reaching itself is never filtered anyway
     wanted = design_graph(variant)
     assert sorted(allowed - wanted) == [], "allowed but not needed"
     assert sorted(wanted - allowed) == [], "needed but blocked"
@@ -187,3 +196,11 @@ def test_the_evaluator_sees_an_open_policy() -> None:
     )
     assert ("internet", "redis", "redis") in extra
     assert ("gateway", "redis", "redis") in extra
+    assert ("prometheus-elsewhere", "monitor", "metrics") in extra
+
+
+def test_only_the_labelled_prometheus_in_monitoring_may_scrape_the_monitor() -> None:
+    """The scrape rule is narrow: namespace and pod label both, on the metrics port only."""
+    allowed = allowed_connections(rendered("overlays/prod"))
+    into_monitor = {(source, port) for source, target, port in allowed if target == "monitor"}
+    assert into_monitor == {("gateway", "grpc"), ("otel-collector", "grpc"), ("prometheus", "metrics")}

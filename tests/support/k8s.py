@@ -194,6 +194,28 @@ class Container:
         env = self.env()
         return [expand(str(a), env) for a in self.spec.get("command", []) + self.spec.get("args", [])]
 
+    def write_mounted_files(self, root: Path) -> dict[str, Path]:
+        """Each ConfigMap or Secret volume mount as a directory under ``root`` holding its files.
+
+        Returns mountPath -> directory; other volumes (emptyDir, claims) are left out.
+        """
+        found: dict[str, Path] = {}
+        claims = {t["metadata"]["name"] for t in self.workload["spec"].get("volumeClaimTemplates", [])}
+        for mount in self.spec.get("volumeMounts", []):
+            volume = {} if mount["name"] in claims else self.volume(mount["name"])
+            if "configMap" in volume:
+                data = self.rendered.config_data("ConfigMap", volume["configMap"]["name"])
+            elif "secret" in volume:
+                data = self.rendered.config_data("Secret", volume["secret"]["secretName"])
+            else:
+                continue
+            local = root / self.workload_name / mount["name"]
+            local.mkdir(parents=True, exist_ok=True)
+            for name, text in data.items():
+                (local / name).write_text(text)
+            found[mount["mountPath"]] = local
+        return found
+
     def volume(self, mount_name: str) -> Obj:
         """The pod volume a mount refers to."""
         for volume in self.pod.get("volumes", []):

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 
@@ -24,12 +25,21 @@ def _service_name(resource: Resource) -> str:
 
 
 class Received:
-    """What arrived: spans and metric data points per service.name."""
+    """What arrived: spans and metric data points per service.name, and the form of each metric."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.spans: Counter[str] = Counter()
         self.metrics: dict[str, set[str]] = {}
+        # (service.name, metric) -> (data kind, temporality): ("exponential_histogram", "DELTA"), ...
+        self.forms: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def _form(metric: Metric) -> tuple[str, str]:
+    kind = str(metric.WhichOneof("data"))
+    temporality = int(getattr(getattr(metric, kind), "aggregation_temporality", 0))
+    name = AggregationTemporality.Name(AggregationTemporality.ValueType(temporality))
+    return kind, name.removeprefix("AGGREGATION_TEMPORALITY_")
 
 
 class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
@@ -51,9 +61,11 @@ class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
     def Export(self, request: Any, context: Any) -> Any:
         with self.received.lock:
             for resource_metrics in request.resource_metrics:
-                names = self.received.metrics.setdefault(_service_name(resource_metrics.resource), set())
+                service = _service_name(resource_metrics.resource)
+                names = self.received.metrics.setdefault(service, set())
                 for scope in resource_metrics.scope_metrics:
                     names.update(m.name for m in scope.metrics)
+                    self.received.forms.update({(service, m.name): _form(m) for m in scope.metrics})
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 

@@ -101,3 +101,11 @@ def test_env_records_every_setting_with_default_and_meaning() -> None:
     assert names["BATCH_LISTEN"].default == "127.0.0.1:50053"
     assert names["SHUTDOWN_GRACE"].default == "10s"
     assert all(s.meaning for s in env.settings)
+
+
+def test_an_address_with_an_empty_default_is_optional_but_checked_when_set() -> None:
+    assert Env({}).address("PEER_ADDR", "", "a peer") == ""
+    assert Env({"PEER_ADDR": " "}).address("PEER_ADDR", "", "a peer") == ""
+    assert Env({"PEER_ADDR": "peer:8086"}).address("PEER_ADDR", "", "a peer") == "peer:8086"
+    with pytest.raises(ConfigError, match="PEER_ADDR is 'peer': expected host:port"):
+        Env({"PEER_ADDR": "peer"}).address("PEER_ADDR", "", "a peer")
