@@ -9,6 +9,7 @@ is a rename: a file appears whole or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -59,12 +60,14 @@ class Staging:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(here / name, target)
                 moved += 1
-        shutil.rmtree(staging, ignore_errors=True)
+        self.discard(batch_id)
         return moved
 
     def discard(self, batch_id: str) -> None:
-        """Remove everything the batch staged."""
+        """Remove everything the batch staged (and the staging area when no other batch uses it)."""
         shutil.rmtree(self.directory(batch_id), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (self.root / ".staging").rmdir()
 
     def staged_count(self, batch_id: str) -> int:
         """Files waiting (outputs and sidecars)."""
