@@ -22,7 +22,9 @@ from tests.support.redis import SHARED_URL, delete_prefix, unique_prefix
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 THUMBNAILS = bpb.ProcessOperation(
-    thumbnail=bpb.ThumbnailOperation(presets=["tiny", "small"], encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_PNG))
+    thumbnail=bpb.ThumbnailOperation(
+        presets=["tiny", "small"], encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_PNG)
+    )
 )
 
 
@@ -162,5 +164,50 @@ async def test_a_processing_replica_dies_mid_batch_and_no_item_fails(tmp_path: P
         after = [e for e in events[killed_at:] if e.WhichOneof("event") == "item_done"]
         assert len(after) >= 70  # the rest went to the surviving replica
         assert "Traceback" not in log
+    finally:
+        delete_prefix(SHARED_URL, prefix)
+
+
+async def test_graceful_shutdown_pauses_and_the_next_start_resumes(tmp_path: Path) -> None:
+    media, derived = _dirs(tmp_path)
+    make_tree(media, images=80)
+    prefix = unique_prefix("batchpause")
+    try:
+        with service_process("processing", tmp_path, **_processing_env(media, derived)) as processing:
+            env = _batch_env(media, derived, prefix, processing.address)
+            with service_process("batch", tmp_path, **env) as first:
+                async with grpc.aio.insecure_channel(first.address) as channel:
+                    await _import(channel)
+                    stub = batch_service_pb2_grpc.BatchServiceStub(channel)
+                    spec = bpb.BatchSpec(
+                        process=THUMBNAILS, selection=bpb.Selection(query=cpb.CatalogFilter()), concurrency=1
+                    )
+                    started = await stub.StartBatch(bpb.StartBatchRequest(spec=spec))
+                    batch_id = started.batch.id
+                    async for reply in stub.WatchBatch(bpb.WatchBatchRequest(batch_id=batch_id)):
+                        if reply.event.WhichOneof("event") == "item_done":
+                            break
+                assert first.stop(signal.SIGTERM) == 0
+            client = redis.Redis.from_url(SHARED_URL)
+            assert client.hget(f"{prefix}b:{batch_id}", "state") == b"paused"
+            client.close()
+            with service_process("batch", tmp_path, **env) as second:
+                async with grpc.aio.insecure_channel(second.address) as channel:
+                    stub = batch_service_pb2_grpc.BatchServiceStub(channel)
+                    events = [
+                        r.event
+                        async for r in stub.WatchBatch(bpb.WatchBatchRequest(batch_id=batch_id), timeout=120)
+                    ]
+        phases = [
+            (bpb.BatchState.Name(e.phase.state), e.phase.reason)
+            for e in events
+            if e.WhichOneof("event") == "phase"
+        ]
+        assert ("BATCH_STATE_PAUSED", "service shutting down: resumes on the next start") in phases
+        assert ("BATCH_STATE_RUNNING", "resumed after a restart") in phases
+        batch = finished(events)
+        assert (batch.state, batch.done, batch.failed) == (bpb.BATCH_STATE_SUCCEEDED, 80, 0)
+        done = [e.item_done.item_id for e in events if e.WhichOneof("event") == "item_done"]
+        assert len(done) == len(set(done)) == 80
     finally:
         delete_prefix(SHARED_URL, prefix)
