@@ -13,7 +13,8 @@ from tests.support.batch import finished, jpeg, kinds, make_tree, run_batch
 
 def _import(directory: str = "library", **fields: object) -> bpb.BatchSpec:
     return bpb.BatchSpec(
-        import_directory=bpb.ImportOperation(directory=directory, recursive=True), **fields  # type: ignore[arg-type]
+        import_directory=bpb.ImportOperation(directory=directory, recursive=True),
+        **fields,  # type: ignore[arg-type]
     )
 
 

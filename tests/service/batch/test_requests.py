@@ -61,7 +61,11 @@ async def test_an_idempotency_key_returns_the_first_batch(batch_suite: Factory) 
     [
         (bpb.Selection(paths=bpb.MediaPaths(paths=["../outside.jpg"])), "PERMISSION_DENIED", ""),
         (bpb.Selection(paths=bpb.MediaPaths(paths=["/etc/passwd"])), "PERMISSION_DENIED", ""),
-        (bpb.Selection(ids=bpb.ItemIds(ids=["0123456789abcdef0123"])), "INVALID_ARGUMENT", "spec.selection.ids[0]"),
+        (
+            bpb.Selection(ids=bpb.ItemIds(ids=["0123456789abcdef0123"])),
+            "INVALID_ARGUMENT",
+            "spec.selection.ids[0]",
+        ),
         (bpb.Selection(ids=bpb.ItemIds()), "INVALID_ARGUMENT", "spec.selection.ids"),
         (bpb.Selection(), "INVALID_ARGUMENT", "spec.selection"),
         (
@@ -96,7 +100,10 @@ async def test_unknown_operation_parameters_are_refused(batch_suite: Factory) ->
         paths = await _imported(suite)
         selection = bpb.Selection(paths=bpb.MediaPaths(paths=paths[:2]))
         cases = [
-            (bpb.ProcessOperation(thumbnail=bpb.ThumbnailOperation(presets=["huge"])), "spec.process.thumbnail.presets[0]"),
+            (
+                bpb.ProcessOperation(thumbnail=bpb.ThumbnailOperation(presets=["huge"])),
+                "spec.process.thumbnail.presets[0]",
+            ),
             (bpb.ProcessOperation(thumbnail=bpb.ThumbnailOperation()), "spec.process.thumbnail.presets"),
             (bpb.ProcessOperation(convert=bpb.ConvertOperation()), "spec.process.convert.encode.format"),
             (
@@ -133,7 +140,9 @@ async def test_a_client_that_reattaches_sees_every_event_once_in_order(batch_sui
         await _imported(suite, 40)
         spec = bpb.BatchSpec(
             process=bpb.ProcessOperation(
-                thumbnail=bpb.ThumbnailOperation(presets=["tiny"], encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_PNG))
+                thumbnail=bpb.ThumbnailOperation(
+                    presets=["tiny"], encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_PNG)
+                )
             ),
             selection=bpb.Selection(query=cpb.CatalogFilter()),
             concurrency=1,
@@ -183,7 +192,9 @@ async def test_catalog_actions_and_purge_needs_admin(batch_suite: Factory) -> No
             assert (batch.state, batch.done) == (bpb.BATCH_STATE_SUCCEEDED, 4)
         reply = await suite.catalog.QueryItems(
             cpb.QueryItemsRequest(
-                filter=cpb.CatalogFilter(tags=["sea"], categories=["travel"], statuses=[cpb.REVIEW_STATUS_APPROVED])
+                filter=cpb.CatalogFilter(
+                    tags=["sea"], categories=["travel"], statuses=[cpb.REVIEW_STATUS_APPROVED]
+                )
             )
         )
         assert sorted(i.path for i in reply.items) == sorted(paths[:4])
@@ -203,13 +214,16 @@ async def test_catalog_actions_and_purge_needs_admin(batch_suite: Factory) -> No
         assert item.item.status == cpb.REVIEW_STATUS_APPROVED  # back to what it was
 
         purge = _catalog(
-            bpb.CATALOG_ACTION_PURGE, bpb.Selection(query=cpb.CatalogFilter(statuses=[cpb.REVIEW_STATUS_TRASHED]))
+            bpb.CATALOG_ACTION_PURGE,
+            bpb.Selection(query=cpb.CatalogFilter(statuses=[cpb.REVIEW_STATUS_TRASHED])),
         )
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await run_batch(suite.batch, purge)
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert (suite.media / paths[1]).exists()
-        batch = finished(await run_batch(suite.batch, purge, metadata=[("x-mediasuite-scopes", "read,admin")]))
+        batch = finished(
+            await run_batch(suite.batch, purge, metadata=[("x-mediasuite-scopes", "read,admin")])
+        )
         assert (batch.state, batch.done) == (bpb.BATCH_STATE_SUCCEEDED, 1)
         assert not (suite.media / paths[1]).exists() and (suite.media / paths[0]).exists()
         with pytest.raises(grpc.aio.AioRpcError) as caught:
