@@ -6,7 +6,8 @@
   tree in the same run (Debian's libimage-exiftool-perl, installed on first use; it does not hash).
   The batch service's peak RSS is sampled meanwhile.
 - Thumbnails of 300 12-megapixel photos through batch with one and with two processing replicas
-  (one worker each, cache off, an empty derived store per run): items/s and the scaling ratio.
+  (one worker each, each replica pinned to a core of its own as a one-CPU pod would be; cache off;
+  an empty derived store per run): items/s and the scaling ratio.
   The photos are the processing benchmark's deterministic camera JPEGs (bench/photos.py): 16 are
   generated once and made into 300 distinct files by a JPEG comment segment, so each has its own
   content address while decoding exactly like its original.
@@ -57,6 +58,7 @@ PHOTOS = 300
 BASE_PHOTOS = 16
 CATALOG_ITEMS = 100_000
 RSS_GOAL_MIB = 300.0
+CORES = os.cpu_count() or 1
 _ORDERS = ("path", "size", "modified", "taken", "quality")
 
 
@@ -121,14 +123,17 @@ def _wait_serving(address: str, popen: subprocess.Popen[bytes], log: Path) -> No
 
 
 @contextlib.contextmanager
-def _process(name: str, tag: str, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def _process(
+    name: str, tag: str, cpus: set[int] | None = None, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     address = f"127.0.0.1:{free_port()}"
     full = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     full.update({f"{name.upper()}_LISTEN": address, "LOG_LEVEL": "warning", **env})
     log = ROOT / f"{name}-{tag}.log"
     with log.open("wb") as out:
+        pinned = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
         popen = subprocess.Popen(
-            [str(BIN / f"mediasuite-{name}")], env=full, stdout=out, stderr=subprocess.STDOUT
+            [*pinned, str(BIN / f"mediasuite-{name}")], env=full, stdout=out, stderr=subprocess.STDOUT
         )
     try:
         _wait_serving(address, popen, log)
@@ -265,7 +270,7 @@ def _thumbnail_rate(prefix: str, replicas: int, media: Path) -> float:
     }
     with contextlib.ExitStack() as stack:
         addresses = [
-            stack.enter_context(_process("processing", f"r{replicas}-{i}", **penv))[0]
+            stack.enter_context(_process("processing", f"r{replicas}-{i}", {i % CORES}, **penv))[0]
             for i in range(replicas)
         ]
         target = addresses[0] if replicas == 1 else "ipv4:" + ",".join(addresses)

@@ -207,29 +207,19 @@ class CatalogFilter:
 
     def matches(self, item: CatalogItem) -> bool:
         """Whether the item passes every set field."""
-        if self.statuses:
-            if item.status not in self.statuses:
-                return False
-        elif item.status == "trashed":
-            return False
-        if self.categories and item.category not in self.categories:
-            return False
-        if self.tags and not set(self.tags).issubset(item.tags):
-            return False
-        if self.formats and item.format.lower() not in {f.lower() for f in self.formats}:
-            return False
-        if self.kind and item.kind != self.kind:
-            return False
-        if item.size_bytes < self.min_size_bytes:
-            return False
-        if self.max_size_bytes and item.size_bytes > self.max_size_bytes:
-            return False
         when = item.sort_time_ns
-        if self.since_ns is not None and when < self.since_ns:
-            return False
-        if self.until_ns is not None and when >= self.until_ns:
-            return False
-        return not (self.path_contains and self.path_contains.lower() not in item.path.lower())
+        return (
+            (item.status in self.statuses if self.statuses else item.status != "trashed")
+            and (not self.categories or item.category in self.categories)
+            and (not self.tags or set(self.tags).issubset(item.tags))
+            and (not self.formats or item.format.lower() in {f.lower() for f in self.formats})
+            and (not self.kind or item.kind == self.kind)
+            and item.size_bytes >= self.min_size_bytes
+            and (not self.max_size_bytes or item.size_bytes <= self.max_size_bytes)
+            and (self.since_ns is None or when >= self.since_ns)
+            and (self.until_ns is None or when < self.until_ns)
+            and (not self.path_contains or self.path_contains.lower() in item.path.lower())
+        )
 
 
 def normalise_tags(tags: Sequence[str], field_name: str) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -76,6 +77,80 @@ def _with_media(item: CatalogItem, media: Media) -> CatalogItem:
     )
 
 
+@dataclass(frozen=True)
+class _Context:
+    batch_id: str
+    history_kept: int
+    max_tags: int
+    now: int
+
+
+def _probe(item: CatalogItem, change: Change, ctx: _Context) -> CatalogItem:
+    assert change.media is not None
+    updated = _with_media(item, change.media)
+    return updated.with_history(HistoryEntry("probe", "", ctx.now, ctx.batch_id), ctx.history_kept)
+
+
+def _output(item: CatalogItem, change: Change, ctx: _Context) -> CatalogItem:
+    for output in change.outputs or (None,):
+        entry = HistoryEntry(change.operation, change.parameters, ctx.now, ctx.batch_id, output)
+        item = item.with_history(entry, ctx.history_kept)
+    if change.quality_score is not None:
+        item = item.changed(quality_score=change.quality_score, analysed=True)
+    return item
+
+
+def _tag(item: CatalogItem, change: Change, ctx: _Context) -> CatalogItem:
+    tags = tuple(sorted(set(item.tags) | set(change.tags)))
+    if len(tags) > ctx.max_tags:
+        raise FailedPrecondition(
+            f"item {item.path!r} would carry {len(tags)} tags, more than BATCH_MAX_TAGS={ctx.max_tags}"
+        )
+    return item.changed(tags=tags)
+
+
+def _review(status: str) -> Callable[[CatalogItem, Change, _Context], CatalogItem]:
+    def review(item: CatalogItem, change: Change, ctx: _Context) -> CatalogItem:
+        if item.status == "trashed":
+            raise FailedPrecondition(f"item {item.path!r} is in the trash: restore it first")
+        return item.changed(status=status)
+
+    return review
+
+
+def _trash(item: CatalogItem, change: Change, ctx: _Context) -> CatalogItem:
+    if item.status == "trashed":
+        return item
+    return item.changed(status="trashed", previous_status=item.status)
+
+
+def _restore(item: CatalogItem, change: Change, ctx: _Context) -> CatalogItem:
+    if item.status != "trashed":
+        raise FailedPrecondition(f"item {item.path!r} is not in the trash ({item.status})")
+    return item.changed(status=item.previous_status or "pending", previous_status="")
+
+
+def _purge(item: CatalogItem, change: Change, ctx: _Context) -> None:
+    if item.status != "trashed":
+        raise FailedPrecondition(
+            f"item {item.path!r} is not in the trash ({item.status}): only trashed items are purged"
+        )
+
+
+_APPLY: dict[str, Callable[[CatalogItem, Change, _Context], CatalogItem | None]] = {
+    "probe": _probe,
+    "output": _output,
+    "tag": _tag,
+    "untag": lambda item, change, ctx: item.changed(tags=tuple(t for t in item.tags if t not in change.tags)),
+    "categorize": lambda item, change, ctx: item.changed(category=change.category),
+    "approve": _review("approved"),
+    "reject": _review("rejected"),
+    "trash": _trash,
+    "restore": _restore,
+    "purge": _purge,
+}
+
+
 def derive(
     current: CatalogItem | None, change: Change, *, batch_id: str, history_kept: int, max_tags: int
 ) -> CatalogItem | None:
@@ -85,50 +160,10 @@ def derive(
     if change.op == "import":
         assert change.media is not None
         if current is None:
-            fresh = CatalogItem(id=item_id(change.path), path=change.path, created_at_ns=now)
-            return _with_media(fresh, change.media)
+            current = CatalogItem(id=item_id(change.path), path=change.path, created_at_ns=now)
         return _with_media(current, change.media)
     if current is None:
         raise FailedPrecondition(f"item {change.path!r} is no longer in the catalog")
-    if change.op == "probe":
-        assert change.media is not None
-        updated = _with_media(current, change.media)
-        return updated.with_history(HistoryEntry("probe", "", now, batch_id), history_kept)
-    if change.op == "output":
-        updated = current
-        for output in change.outputs or (None,):
-            entry = HistoryEntry(change.operation, change.parameters, now, batch_id, output)
-            updated = updated.with_history(entry, history_kept)
-        if change.quality_score is not None:
-            updated = updated.changed(quality_score=change.quality_score, analysed=True)
-        return updated
-    if change.op == "tag":
-        tags = tuple(sorted(set(current.tags) | set(change.tags)))
-        if len(tags) > max_tags:
-            raise FailedPrecondition(
-                f"item {current.path!r} would carry {len(tags)} tags, more than BATCH_MAX_TAGS={max_tags}"
-            )
-        return current.changed(tags=tags)
-    if change.op == "untag":
-        return current.changed(tags=tuple(t for t in current.tags if t not in change.tags))
-    if change.op == "categorize":
-        return current.changed(category=change.category)
-    if change.op in ("approve", "reject"):
-        if current.status == "trashed":
-            raise FailedPrecondition(f"item {current.path!r} is in the trash: restore it first")
-        return current.changed(status="approved" if change.op == "approve" else "rejected")
-    if change.op == "trash":
-        if current.status == "trashed":
-            return current
-        return current.changed(status="trashed", previous_status=current.status)
-    if change.op == "restore":
-        if current.status != "trashed":
-            raise FailedPrecondition(f"item {current.path!r} is not in the trash ({current.status})")
-        return current.changed(status=current.previous_status or "pending", previous_status="")
-    if change.op == "purge":
-        if current.status != "trashed":
-            raise FailedPrecondition(
-                f"item {current.path!r} is not in the trash ({current.status}): only trashed items are purged"
-            )
-        return None
-    raise ValueError(f"unknown change {change.op!r}")
+    if change.op not in _APPLY:
+        raise ValueError(f"unknown change {change.op!r}")
+    return _APPLY[change.op](current, change, _Context(batch_id, history_kept, max_tags, now))

@@ -76,12 +76,14 @@ class BatchConfig:
         media_root = env.path(
             "BATCH_MEDIA_ROOT",
             "var/media",
-            "the media library (the same directory as PROCESSING_MEDIA_ROOT); imports walk it, purge deletes from it",
+            "the media library (the same directory as PROCESSING_MEDIA_ROOT); imports walk it, "
+            "purge deletes from it",
         )
         derived_root = env.path(
             "BATCH_DERIVED_ROOT",
             "var/derived",
-            "the derived store (the same directory as PROCESSING_DERIVED_ROOT); atomic batches stage outputs in it",
+            "the derived store (the same directory as PROCESSING_DERIVED_ROOT); atomic batches "
+            "stage outputs in it",
         )
         processing_addr = env.address(
             "PROCESSING_ADDR",
@@ -109,7 +111,8 @@ class BatchConfig:
             events_kept=env.integer(
                 "BATCH_EVENTS_KEPT",
                 250_000,
-                "events kept per batch in its Redis stream (older ones are trimmed; Watch replays what is kept)",
+                "events kept per batch in its Redis stream (older ones are trimmed; Watch replays "
+                "what is kept)",
                 min=100,
             ),
             history_kept=env.integer(

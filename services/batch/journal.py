@@ -71,7 +71,9 @@ class Journal:
         """Ids of batches not finished (what a restart resumes)."""
         return sorted(_text(m) for m in await self.client.smembers(f"{self.prefix}b:active"))
 
-    async def list_batches(self, states: Sequence[str], page_size: int, token: str) -> tuple[list[BatchRecord], str]:
+    async def list_batches(
+        self, states: Sequence[str], page_size: int, token: str
+    ) -> tuple[list[BatchRecord], str]:
         """Batches newest first, only in ``states`` when given; the next page's token."""
         key = f"{self.prefix}b:all"
         top = f"({_untoken(token)}" if token else "+"
@@ -149,7 +151,9 @@ class Journal:
     async def recorded_bits(self, batch_id: str, start: int, count: int) -> list[bool]:
         """Whether items ``start`` .. ``start + count - 1`` are already recorded (``start`` % 8 == 0)."""
         assert start % 8 == 0
-        raw = _bytes(await self.client.getrange(self.key(batch_id, "bits"), start // 8, (start + count - 1) // 8))
+        raw = _bytes(
+            await self.client.getrange(self.key(batch_id, "bits"), start // 8, (start + count - 1) // 8)
+        )
         bits = []
         for i in range(count):
             byte_index = i // 8

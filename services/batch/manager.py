@@ -28,7 +28,8 @@ __all__ = ["BatchManager"]
 log = logging.getLogger("mediasuite.batch")
 
 _RESUMED = {
-    "running": "resumed: the service stopped without pausing (crash or kill); items already recorded are not redone",
+    "running": "resumed: the service stopped without pausing (crash or kill); "
+    "items already recorded are not redone",
     "paused": "resumed after a restart",
     "queued": "",
     "committing": "resuming the commit after a restart",
@@ -112,7 +113,9 @@ class BatchManager:
         if spec.idempotency_key:
             existing = await self.journal.client.get(f"{self.journal.prefix}b:idem:{spec.idempotency_key}")
             if existing is not None:
-                return await self.journal.get(existing.decode() if isinstance(existing, bytes) else existing), False
+                return await self.journal.get(
+                    existing.decode() if isinstance(existing, bytes) else existing
+                ), False
         total = await check_selection(spec, self.deps.media_root, self.catalog, self.max_listed)
         await self.check_operation(spec)
         now = time.time_ns()

@@ -3,6 +3,8 @@ with the field named, before it reaches the domain."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -177,87 +179,101 @@ def summary_proto(summary: Summary) -> cpb.GetSummaryResponse:
 # ---- specs -----------------------------------------------------------------------------------------
 
 
-def spec_of(message: bpb.BatchSpec, execution: Execution) -> BatchSpec:
-    """The domain spec of a BatchSpec, every field checked (the message is kept as ``raw``)."""
-    which = message.WhichOneof("operation")
-    has_selection = message.HasField("selection")
-    importing = ImportParams()
+@dataclass(frozen=True)
+class _Operation:
+    kind: str
+    operation: str
+    importing: ImportParams = field(default_factory=ImportParams)
+    tags: tuple[str, ...] = ()
+    category: str = ""
+
+
+def _import_of(op: bpb.ImportOperation) -> _Operation:
+    for name, globs in (("include", op.include), ("exclude", op.exclude)):
+        for index, glob in enumerate(globs):
+            try:
+                if not glob or len(glob) > 512:
+                    raise ValueError(glob)
+                compile_glob(glob)
+            except (ValueError, re.error):
+                raise InvalidArgument(
+                    f'spec.import_directory.{name}[{index}] {glob!r} is not a glob ("**/*.jpg")',
+                    field=f"spec.import_directory.{name}[{index}]",
+                ) from None
+    params = ImportParams(op.directory, op.recursive, tuple(op.include), tuple(op.exclude), op.force)
+    return _Operation("import", "import", importing=params)
+
+
+def _catalog_of(op: bpb.CatalogOperation) -> _Operation:
+    if op.action not in _ACTIONS:
+        raise InvalidArgument(
+            f"spec.catalog.action {op.action} is not a catalog action (tag, untag, categorize, approve, "
+            "reject, trash, restore, purge)",
+            field="spec.catalog.action",
+        )
+    operation = _ACTIONS[op.action]
     tags: tuple[str, ...] = ()
     category = ""
-    if which is None:
+    if operation in ("tag", "untag"):
+        tags = normalise_tags(op.tags, "spec.catalog.tags")
+        if not tags:
+            raise InvalidArgument(
+                f"spec.catalog.tags is empty: {operation} needs tags", field="spec.catalog.tags"
+            )
+    elif op.tags:
         raise InvalidArgument(
-            "spec names no operation: set import_directory, process or catalog", field="spec.operation"
+            f"spec.catalog.tags is only for tag and untag, not {operation}", field="spec.catalog.tags"
         )
-    if which == "import_directory":
-        kind, operation = "import", "import"
-        op = message.import_directory
-        for name, globs in (("include", op.include), ("exclude", op.exclude)):
-            for index, glob in enumerate(globs):
-                try:
-                    if not glob or len(glob) > 512:
-                        raise ValueError(glob)
-                    compile_glob(glob)
-                except (ValueError, Exception):
-                    raise InvalidArgument(
-                        f'spec.import_directory.{name}[{index}] {glob!r} is not a glob ("**/*.jpg")',
-                        field=f"spec.import_directory.{name}[{index}]",
-                    ) from None
-        importing = ImportParams(op.directory, op.recursive, tuple(op.include), tuple(op.exclude), op.force)
+    if operation == "categorize":
+        category = op.category.strip()
+        if len(category) > 128 or any(ord(c) < 32 for c in category):
+            raise InvalidArgument(
+                "spec.catalog.category must be at most 128 characters without control characters",
+                field="spec.catalog.category",
+            )
+    elif op.category:
+        raise InvalidArgument(
+            f"spec.catalog.category is only for categorize, not {operation}", field="spec.catalog.category"
+        )
+    return _Operation("catalog", operation, tags=tags, category=category)
+
+
+def _selection_of(message: bpb.BatchSpec, kind: str) -> Selection:
+    has_selection = message.HasField("selection")
+    if kind == "import":
         if has_selection:
             raise InvalidArgument(
                 "an import takes no selection: it selects the files of its directory", field="spec.selection"
             )
-    elif which == "process":
-        kind, operation = "process", operation_name(message.process)
-    else:
-        kind = "catalog"
-        action = message.catalog.action
-        if action not in _ACTIONS:
-            raise InvalidArgument(
-                f"spec.catalog.action {action} is not a catalog action (tag, untag, categorize, approve, "
-                "reject, trash, restore, purge)",
-                field="spec.catalog.action",
-            )
-        operation = _ACTIONS[action]
-        if operation in ("tag", "untag"):
-            tags = normalise_tags(message.catalog.tags, "spec.catalog.tags")
-            if not tags:
-                raise InvalidArgument(
-                    f"spec.catalog.tags is empty: {operation} needs tags", field="spec.catalog.tags"
-                )
-        elif message.catalog.tags:
-            raise InvalidArgument(
-                f"spec.catalog.tags is only for tag and untag, not {operation}", field="spec.catalog.tags"
-            )
-        if operation == "categorize":
-            category = message.catalog.category.strip()
-            if len(category) > 128 or any(ord(c) < 32 for c in category):
-                raise InvalidArgument(
-                    "spec.catalog.category must be at most 128 characters without control characters",
-                    field="spec.catalog.category",
-                )
-        elif message.catalog.category:
-            raise InvalidArgument(
-                f"spec.catalog.category is only for categorize, not {operation}",
-                field="spec.catalog.category",
-            )
-    selection = Selection()
-    if kind != "import":
-        if not has_selection or message.selection.WhichOneof("source") is None:
-            raise InvalidArgument("spec.selection is required: ids, paths or query", field="spec.selection")
-        source = message.selection.WhichOneof("source")
-        if source == "ids":
-            selection = Selection("ids", tuple(message.selection.ids.ids))
-        elif source == "paths":
-            selection = Selection("paths", tuple(message.selection.paths.paths))
-        else:
-            selection = Selection("query", filter=filter_of(message.selection.query, "spec.selection.query"))
+        return Selection()
+    source = message.selection.WhichOneof("source") if has_selection else None
+    if source is None:
+        raise InvalidArgument("spec.selection is required: ids, paths or query", field="spec.selection")
+    if source == "ids":
+        return Selection("ids", tuple(message.selection.ids.ids))
+    if source == "paths":
+        return Selection("paths", tuple(message.selection.paths.paths))
+    return Selection("query", filter=filter_of(message.selection.query, "spec.selection.query"))
+
+
+def _item_deadline(message: bpb.BatchSpec, execution: Execution) -> float:
+    deadline = message.item_deadline.ToNanoseconds() / 1e9 if message.HasField("item_deadline") else 0.0
+    if deadline < 0:
+        raise InvalidArgument("spec.item_deadline must not be negative", field="spec.item_deadline")
+    if deadline > execution.max_item_deadline_seconds:
+        raise LimitExceeded(
+            "max_item_deadline_s", execution.max_item_deadline_seconds, deadline,
+            env="BATCH_MAX_ITEM_DEADLINE", what="spec.item_deadline",
+        )  # fmt: skip
+    return deadline or execution.item_deadline_seconds
+
+
+def _check_scheduling(message: bpb.BatchSpec, execution: Execution) -> None:
     if message.max_failures < -1:
         raise InvalidArgument(
             f"spec.max_failures must be -1 (unlimited) or more (got {message.max_failures})",
             field="spec.max_failures",
         )
-    max_failures = message.max_failures if message.max_failures != 0 or message.atomic else -1
     if message.concurrency < 0:
         raise InvalidArgument("spec.concurrency must not be negative", field="spec.concurrency")
     if message.concurrency > execution.max_concurrency:
@@ -267,14 +283,6 @@ def spec_of(message: bpb.BatchSpec, execution: Execution) -> BatchSpec:
         )  # fmt: skip
     if message.priority not in bpb.Priority.values():
         raise InvalidArgument(f"spec.priority {message.priority} is not a priority", field="spec.priority")
-    deadline = message.item_deadline.ToNanoseconds() / 1e9 if message.HasField("item_deadline") else 0.0
-    if deadline < 0:
-        raise InvalidArgument("spec.item_deadline must not be negative", field="spec.item_deadline")
-    if deadline > execution.max_item_deadline_seconds:
-        raise LimitExceeded(
-            "max_item_deadline_s", execution.max_item_deadline_seconds, deadline,
-            env="BATCH_MAX_ITEM_DEADLINE", what="spec.item_deadline",
-        )  # fmt: skip
     key = message.idempotency_key
     if len(key) > 128 or any(ord(c) < 33 for c in key):
         raise InvalidArgument(
@@ -283,20 +291,37 @@ def spec_of(message: bpb.BatchSpec, execution: Execution) -> BatchSpec:
         )
     if len(message.label) > 200:
         raise InvalidArgument("spec.label must be at most 200 characters", field="spec.label")
+
+
+def spec_of(message: bpb.BatchSpec, execution: Execution) -> BatchSpec:
+    """The domain spec of a BatchSpec, every field checked (the message is kept as ``raw``)."""
+    which = message.WhichOneof("operation")
+    if which is None:
+        raise InvalidArgument(
+            "spec names no operation: set import_directory, process or catalog", field="spec.operation"
+        )
+    if which == "import_directory":
+        op = _import_of(message.import_directory)
+    elif which == "process":
+        op = _Operation("process", operation_name(message.process))
+    else:
+        op = _catalog_of(message.catalog)
+    selection = _selection_of(message, op.kind)
+    _check_scheduling(message, execution)
     return BatchSpec(
-        kind=kind,
-        operation=operation,
+        kind=op.kind,
+        operation=op.operation,
         atomic=message.atomic,
-        max_failures=max_failures,
+        max_failures=message.max_failures if message.max_failures != 0 or message.atomic else -1,
         concurrency=message.concurrency or execution.default_concurrency,
         priority=message.priority or bpb.PRIORITY_NORMAL,
-        item_deadline_s=deadline or execution.item_deadline_seconds,
-        idempotency_key=key,
+        item_deadline_s=_item_deadline(message, execution),
+        idempotency_key=message.idempotency_key,
         label=message.label,
         selection=selection,
-        importing=importing,
-        tags=tags,
-        category=category,
+        importing=op.importing,
+        tags=op.tags,
+        category=op.category,
         raw=message.SerializeToString(deterministic=True),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from typing import Any
 
 from mediasuite.batch.v1 import batch_service_pb2 as bpb
@@ -55,28 +56,29 @@ def _ratio(value: float, field: str) -> None:
         raise InvalidArgument(f"{field} must be between 0 and 1 (got {value:g})", field=field)
 
 
+def _check_thumbnail(op: bpb.ThumbnailOperation, presets: dict[str, int], field: str) -> None:
+    if not op.presets:
+        raise InvalidArgument(f"{field}.presets is empty: name at least one preset", field=f"{field}.presets")
+    for index, preset in enumerate(op.presets):
+        if preset not in presets:
+            raise InvalidArgument(
+                f"{field}.presets[{index}] {preset!r} is not a preset of the processing service; "
+                f"known: {', '.join(presets)}",
+                field=f"{field}.presets[{index}]",
+            )
+    if len(set(op.presets)) != len(op.presets):
+        raise InvalidArgument(f"{field}.presets names a preset twice", field=f"{field}.presets")
+    _enum(op.fit, pb.FitMode, f"{field}.fit")
+    _enum(op.gravity, pb.Gravity, f"{field}.gravity")
+    _encode(op.encode, f"{field}.encode")
+
+
 def check_operation(operation: bpb.ProcessOperation, presets: dict[str, int]) -> None:
     """Refuse unknown or out-of-range parameters before any work starts."""
     name = operation_name(operation)
     field = f"spec.process.{name}"
     if name == "thumbnail":
-        op = operation.thumbnail
-        if not op.presets:
-            raise InvalidArgument(
-                f"{field}.presets is empty: name at least one preset", field=f"{field}.presets"
-            )
-        for index, preset in enumerate(op.presets):
-            if preset not in presets:
-                raise InvalidArgument(
-                    f"{field}.presets[{index}] {preset!r} is not a preset of the processing service; "
-                    f"known: {', '.join(presets)}",
-                    field=f"{field}.presets[{index}]",
-                )
-        if len(set(op.presets)) != len(op.presets):
-            raise InvalidArgument(f"{field}.presets names a preset twice", field=f"{field}.presets")
-        _enum(op.fit, pb.FitMode, f"{field}.fit")
-        _enum(op.gravity, pb.Gravity, f"{field}.gravity")
-        _encode(op.encode, f"{field}.encode")
+        _check_thumbnail(operation.thumbnail, presets, field)
     elif name == "convert":
         _encode(operation.convert.encode, f"{field}.encode")
         if operation.convert.encode.format == pb.IMAGE_FORMAT_UNSPECIFIED:
@@ -141,13 +143,15 @@ class ProcessWorker:
         stored = output.stored_path
         if output.WhichOneof("location") == "inline":
             stored = await asyncio.to_thread(
-                self.staging.stage,
-                context.batch_id,
-                output.content_key,
-                output.media_type,
-                output.width,
-                output.height,
-                output.inline,
+                partial(
+                    self.staging.stage,
+                    context.batch_id,
+                    output.content_key,
+                    output.media_type,
+                    width=output.width,
+                    height=output.height,
+                    data=output.inline,
+                )
             )
         return OutputRef(
             output.content_key, stored, output.media_type, output.size_bytes, output.width, output.height

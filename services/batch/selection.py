@@ -156,6 +156,51 @@ async def _first(iterator: Iterator[str]) -> str | None:
     return await asyncio.to_thread(next, iterator, None)
 
 
+async def _check_listed(spec: BatchSpec, root: MediaRoot, catalog: CatalogStore, max_listed: int) -> int:
+    """Listed ids or paths: within the limit, each once, inside the root, each in the catalog."""
+    selection = spec.selection
+    field = f"spec.selection.{selection.kind}"
+    if not selection.values:
+        raise InvalidArgument(f"{field} is empty: select at least one item", field=field)
+    if len(selection.values) > max_listed:
+        raise LimitExceeded(
+            "max_listed", max_listed, len(selection.values), env="BATCH_MAX_LISTED", what=f"{field}"
+        )
+    seen: dict[str, int] = {}
+    ids: list[str] = []
+    for index, listed in enumerate(selection.values):
+        value = listed
+        if selection.kind == "paths":
+            await asyncio.to_thread(root.resolve, listed, f"{field}[{index}]")
+            value = PurePosixPath(listed.replace("\\", "/")).as_posix()
+        if value in seen:
+            raise InvalidArgument(
+                f"{field}[{index}] {value!r} is listed twice (also at [{seen[value]}])",
+                field=f"{field}[{index}]",
+            )
+        seen[value] = index
+        ids.append(item_id(value) if selection.kind == "paths" else value)
+    unknown: list[FieldViolation] = []
+    for start in range(0, len(ids), _CHUNK):
+        found = await catalog.get_many(ids[start : start + _CHUNK])
+        for offset, stored in enumerate(found):
+            if stored is None and len(unknown) < 10:
+                index = start + offset
+                unknown.append(
+                    FieldViolation(
+                        f"{field}[{index}]",
+                        f"{selection.values[index]!r} is not in the catalog (import it first)",
+                    )
+                )
+    if unknown:
+        raise InvalidArgument(
+            f"{len(unknown)}{'+' if len(unknown) == 10 else ''} selected item(s) are not in the "
+            f"catalog, first {unknown[0].field}: {unknown[0].description}",
+            violations=unknown,
+        )
+    return len(ids)
+
+
 async def check_selection(spec: BatchSpec, root: MediaRoot, catalog: CatalogStore, max_listed: int) -> int:
     """Refuse a bad selection before any work: paths outside the root, unknown ids or paths, an
     empty selection (an import with no matching file, a query with no match). Returns the total
@@ -173,45 +218,7 @@ async def check_selection(spec: BatchSpec, root: MediaRoot, catalog: CatalogStor
     if selection.kind == "":
         raise InvalidArgument("spec.selection is required: ids, paths or query", field="spec.selection")
     if selection.kind in ("ids", "paths"):
-        field = f"spec.selection.{selection.kind}"
-        if not selection.values:
-            raise InvalidArgument(f"{field} is empty: select at least one item", field=field)
-        if len(selection.values) > max_listed:
-            raise LimitExceeded(
-                "max_listed", max_listed, len(selection.values), env="BATCH_MAX_LISTED", what=f"{field}"
-            )
-        seen: dict[str, int] = {}
-        ids: list[str] = []
-        for index, value in enumerate(selection.values):
-            if selection.kind == "paths":
-                await asyncio.to_thread(root.resolve, value, f"{field}[{index}]")
-                value = PurePosixPath(value.replace("\\", "/")).as_posix()
-            if value in seen:
-                raise InvalidArgument(
-                    f"{field}[{index}] {value!r} is listed twice (also at [{seen[value]}])",
-                    field=f"{field}[{index}]",
-                )
-            seen[value] = index
-            ids.append(item_id(value) if selection.kind == "paths" else value)
-        unknown: list[FieldViolation] = []
-        for start in range(0, len(ids), _CHUNK):
-            found = await catalog.get_many(ids[start : start + _CHUNK])
-            for offset, stored in enumerate(found):
-                if stored is None and len(unknown) < 10:
-                    index = start + offset
-                    unknown.append(
-                        FieldViolation(
-                            f"{field}[{index}]",
-                            f"{selection.values[index]!r} is not in the catalog (import it first)",
-                        )
-                    )
-        if unknown:
-            raise InvalidArgument(
-                f"{len(unknown)}{'+' if len(unknown) == 10 else ''} selected item(s) are not in the "
-                f"catalog, first {unknown[0].field}: {unknown[0].description}",
-                violations=unknown,
-            )
-        return len(ids)
+        return await _check_listed(spec, root, catalog, max_listed)
     async for chunk in catalog.walk():
         if any(selection.filter.matches(item) for _, item in chunk):
             return -1

@@ -33,7 +33,7 @@ class Staging:
         """Where a batch's outputs wait."""
         return self.root / ".staging" / batch_id
 
-    def stage(self, batch_id: str, key: str, media_type: str, width: int, height: int, data: bytes) -> str:
+    def stage(self, batch_id: str, key: str, media_type: str, *, width: int, height: int, data: bytes) -> str:
         """Write one output into the batch's staging area; its future path relative to the root."""
         meta = {
             "format": _FORMATS.get(media_type, "JPEG"),

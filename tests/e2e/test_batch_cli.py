@@ -42,7 +42,9 @@ def test_import_run_query_summary_from_the_command_line(tmp_path: Path) -> None:
                 imported = _mediactl(batch.address, "import", "library", "--json")
                 assert imported.returncode == 0, imported.stderr
                 events = [json.loads(line) for line in imported.stdout.splitlines()]
-                assert [int(e["sequence"]) for e in events] == list(range(1, len(events) + 1))  # proto3 JSON: int64 as text
+                assert [int(e["sequence"]) for e in events] == list(
+                    range(1, len(events) + 1)
+                )  # proto3 JSON: int64 as text
                 assert sum("item_done" in e for e in events) == 20
                 assert events[-1]["finished"]["batch"]["state"] == "BATCH_STATE_SUCCEEDED"
 
@@ -75,8 +77,10 @@ def test_import_run_query_summary_from_the_command_line(tmp_path: Path) -> None:
 
                 refused = _mediactl(batch.address, "batch", "run", "purge", "--select", "status=trashed")
                 assert refused.returncode == 1
-                assert "PERMISSION_DENIED" in refused.stderr and "--admin" in refused.stderr
+                assert "PERMISSION_DENIED" in refused.stderr
+                assert "--admin" in refused.stderr
                 outside = _mediactl(batch.address, "import", "../elsewhere")
-                assert outside.returncode == 1 and "PERMISSION_DENIED" in outside.stderr
+                assert outside.returncode == 1
+                assert "PERMISSION_DENIED" in outside.stderr
     finally:
         delete_prefix(SHARED_URL, prefix)

@@ -83,11 +83,15 @@ async def test_sigkill_mid_atomic_batch_then_restart_finishes_exactly_once(tmp_p
                         concurrency=1,
                     )
                     seen: list[bpb.BatchEvent] = []
-                    with pytest.raises(grpc.aio.AioRpcError):
+
+                    async def follow_and_kill() -> None:
                         async for reply in stub.SubmitBatch(bpb.SubmitBatchRequest(spec=spec), timeout=120):
                             seen.append(reply.event)
                             if sum(e.WhichOneof("event") == "item_done" for e in seen) == 20:
                                 first.popen.send_signal(signal.SIGKILL)
+
+                    with pytest.raises(grpc.aio.AioRpcError):
+                        await follow_and_kill()
                     first.popen.wait(10)
                 batch_id = seen[0].batch_id
                 staged = list((derived / ".staging" / batch_id).rglob("*.png"))
@@ -108,14 +112,16 @@ async def test_sigkill_mid_atomic_batch_then_restart_finishes_exactly_once(tmp_p
         batch = finished(events)
         assert (batch.state, batch.done, batch.failed, batch.total) == (bpb.BATCH_STATE_SUCCEEDED, 80, 0, 80)
         done = [e.item_done.item_id for e in events if e.WhichOneof("event") == "item_done"]
-        assert len(done) == 80 and len(set(done)) == 80  # every item exactly once
+        assert len(done) == 80
+        assert len(set(done)) == 80  # every item exactly once
         reasons = [e.phase.reason for e in events if e.WhichOneof("event") == "phase"]
         assert any("resumed" in r for r in reasons), reasons
         outputs = sorted(p.relative_to(derived).as_posix() for p in derived.rglob("*.png"))
         recorded = sorted(
             o.stored_path for e in events if e.WhichOneof("event") == "item_done" for o in e.item_done.outputs
         )
-        assert outputs == recorded and len(outputs) == 160  # each output exists once, none staged
+        assert outputs == recorded
+        assert len(outputs) == 160  # each output exists once, none staged
         assert not (derived / ".staging").exists()
         assert sorted(i.path for i in items) == paths
         for item in items:

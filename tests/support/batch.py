@@ -64,7 +64,9 @@ def make_tree(root: Path, images: int, videos: int = 0, *, directory: str = "lib
 
 
 async def run_batch(
-    stub: batch_service_pb2_grpc.BatchServiceStub, spec: bpb.BatchSpec, metadata: Iterable[tuple[str, str]] = ()
+    stub: batch_service_pb2_grpc.BatchServiceStub,
+    spec: bpb.BatchSpec,
+    metadata: Iterable[tuple[str, str]] = (),
 ) -> list[bpb.BatchEvent]:
     """Submit a batch and collect its events until it finishes."""
     events = []

@@ -50,11 +50,13 @@ async def test_import_of_a_tree_then_incremental_reimport(batch_suite: Factory) 
         by_path = {i.path: i for i in items}
         photo = by_path["library/2021/01/img0001.jpg"]
         assert (photo.format, photo.kind, photo.width, photo.height) == ("JPEG", cpb.MEDIA_KIND_IMAGE, 96, 64)
-        assert photo.content_hash.startswith("sha256:") and photo.status == cpb.REVIEW_STATUS_PENDING
+        assert photo.content_hash.startswith("sha256:")
+        assert photo.status == cpb.REVIEW_STATUS_PENDING
         assert photo.exif.make == "TestCam"
         assert photo.size_bytes == (suite.media / photo.path).stat().st_size
         clip = by_path["library/clips/clip0.mp4"]
-        assert clip.kind == cpb.MEDIA_KIND_VIDEO and clip.format == "mp4"
+        assert clip.kind == cpb.MEDIA_KIND_VIDEO
+        assert clip.format == "mp4"
         assert (clip.width, clip.height) == (160, 120)
         assert clip.duration.ToNanoseconds() > 0
 

@@ -90,7 +90,8 @@ async def test_bad_selections_are_refused_before_any_work(
         assert caught.value.code().name == code, caught.value.details()
         if field:
             bad = detail(caught.value, error_details_pb2.BadRequest)
-            assert bad is not None and bad.field_violations[0].field == field
+            assert bad is not None
+            assert bad.field_violations[0].field == field
         assert await _batch_count(suite) == batches
         assert catalog_dump(suite.redis_url, suite.prefix) == before
 
@@ -119,7 +120,8 @@ async def test_unknown_operation_parameters_are_refused(batch_suite: Factory) ->
                 )
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             bad = detail(caught.value, error_details_pb2.BadRequest)
-            assert bad is not None and bad.field_violations[0].field == field
+            assert bad is not None
+            assert bad.field_violations[0].field == field
         spec = _catalog(bpb.CATALOG_ACTION_TAG, selection, tags=[""])
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await suite.batch.StartBatch(bpb.StartBatchRequest(spec=spec))
@@ -205,8 +207,10 @@ async def test_catalog_actions_and_purge_needs_admin(batch_suite: Factory) -> No
         visible = await suite.catalog.QueryItems(cpb.QueryItemsRequest(page_size=100))
         assert len(visible.items) == 8  # trashed items are hidden unless asked for
         summary = await suite.catalog.GetSummary(cpb.GetSummaryRequest())
-        assert summary.total.count == 8 and summary.by_status["trashed"].count == 2
-        assert summary.by_category["travel"].count == 2 and not summary.cached
+        assert summary.total.count == 8
+        assert summary.by_status["trashed"].count == 2
+        assert summary.by_category["travel"].count == 2
+        assert not summary.cached
 
         restore = _catalog(bpb.CATALOG_ACTION_RESTORE, bpb.Selection(paths=bpb.MediaPaths(paths=paths[:1])))
         assert finished(await run_batch(suite.batch, restore)).done == 1
@@ -225,7 +229,8 @@ async def test_catalog_actions_and_purge_needs_admin(batch_suite: Factory) -> No
             await run_batch(suite.batch, purge, metadata=[("x-mediasuite-scopes", "read,admin")])
         )
         assert (batch.state, batch.done) == (bpb.BATCH_STATE_SUCCEEDED, 1)
-        assert not (suite.media / paths[1]).exists() and (suite.media / paths[0]).exists()
+        assert not (suite.media / paths[1]).exists()
+        assert (suite.media / paths[0]).exists()
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await suite.catalog.GetItem(cpb.GetItemRequest(id=item_id(paths[1])))
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -233,7 +238,8 @@ async def test_catalog_actions_and_purge_needs_admin(batch_suite: Factory) -> No
         listed = await suite.batch.ListBatches(
             bpb.ListBatchesRequest(states=[bpb.BATCH_STATE_SUCCEEDED], page_size=3)
         )
-        assert len(listed.batches) == 3 and listed.page.next_page_token
+        assert len(listed.batches) == 3
+        assert listed.page.next_page_token
         assert listed.batches[0].spec.catalog.action == bpb.CATALOG_ACTION_PURGE  # newest first
         rest = await suite.batch.ListBatches(
             bpb.ListBatchesRequest(states=[bpb.BATCH_STATE_SUCCEEDED], page_token=listed.page.next_page_token)

@@ -69,7 +69,9 @@ async def test_retryable_failures_are_retried_with_backoff(
             reply, attempts = await client.invoke("Probe", pb.ProbeRequest(), 5.0)
         finally:
             await client.close()
-    assert reply.info.format == "JPEG" and attempts == 3 and len(flaky.calls) == 3
+    assert reply.info.format == "JPEG"
+    assert attempts == 3
+    assert len(flaky.calls) == 3
 
 
 async def test_invalid_argument_is_never_retried(grpc_server: ServerFactory) -> None:

@@ -84,10 +84,12 @@ async def test_summary_goes_through_the_cache_and_every_change_invalidates_it(
     async with grpc_server([binding]) as server, batch_suite(CACHE_ADDR=server.address) as suite:
         first, second, third, fourth = await _import_and_tag(suite)
     assert (first.cached, second.cached, third.cached, fourth.cached) == (False, True, False, True)
-    assert _same_counts(first, second) and _same_counts(third, fourth)
+    assert _same_counts(first, second)
+    assert _same_counts(third, fourth)
     assert second.computed_at == first.computed_at  # served as computed, from the cache
     assert (first.total.count, third.total.count) == (15, 10)
-    assert third.by_status["trashed"].count == 5 and third.by_status["pending"].count == 10
+    assert third.by_status["trashed"].count == 5
+    assert third.by_status["pending"].count == 10
     assert sum(b.count for b in third.by_format.values()) == 10
     assert sum(b.bytes for b in third.by_format.values()) == third.total.bytes
     namespaces = {call.split()[1] for call in cache.calls}
@@ -108,7 +110,8 @@ async def test_summary_against_the_real_cache_process(batch_suite: Factory, tmp_
         async with batch_suite(CACHE_ADDR=cache.address) as suite:
             first, second, third, fourth = await _import_and_tag(suite)
     assert (first.total.count, third.total.count) == (15, 10)  # answered whatever the cache does
-    assert _same_counts(first, second) and _same_counts(third, fourth)
+    assert _same_counts(first, second)
+    assert _same_counts(third, fourth)
     if not implemented:
         pytest.skip("the cache service answers UNIMPLEMENTED on this branch (built by issue 3)")
     assert (first.cached, second.cached, third.cached, fourth.cached) == (False, True, False, True)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
+import pytest
+
 from mediasuite.batch.v1 import batch_service_pb2 as bpb
 from mediasuite.batch.v1 import catalog_service_pb2 as cpb
 from mediasuite.processing.v1 import processing_service_pb2 as pb
@@ -53,10 +56,12 @@ async def test_atomic_batch_commits_every_output_and_change_at_once(batch_suite:
         stored = _files(suite.derived)
         # Each output once under its content address, with its sidecar; nothing left staged.
         assert sorted(o.stored_path for o in outputs) == sorted(p for p in stored if not p.endswith(".json"))
-        assert len(stored) == 96 and not (suite.derived / ".staging").exists()
+        assert len(stored) == 96
+        assert not (suite.derived / ".staging").exists()
         for output in outputs:
             assert (suite.derived / output.stored_path).stat().st_size == output.size_bytes
-            assert output.media_type == "image/webp" and max(output.width, output.height) in (40, 64, 96)
+            assert output.media_type == "image/webp"
+            assert max(output.width, output.height) in (40, 64, 96)
         reply = await suite.catalog.QueryItems(cpb.QueryItemsRequest(page_size=1000))
         assert len(reply.items) == len(paths)
         for item in reply.items:
@@ -78,7 +83,8 @@ async def test_atomic_batch_beyond_max_failures_leaves_nothing(batch_suite: Fact
         assert "max_failures 0 exceeded" in batch.reason
         failed = [e.item_failed for e in events if e.WhichOneof("event") == "item_failed"]
         assert [f.path for f in failed] == [broken]
-        assert failed[0].error.code_name == "INVALID_ARGUMENT" and failed[0].attempts == 1  # never retried
+        assert failed[0].error.code_name == "INVALID_ARGUMENT"
+        assert failed[0].attempts == 1  # never retried
         assert batch.done == 29
         phases = [bpb.BatchState.Name(e.phase.state) for e in events if e.WhichOneof("event") == "phase"]
         assert phases[-2:] == ["BATCH_STATE_ROLLING_BACK", "BATCH_STATE_FAILED"]
@@ -115,12 +121,9 @@ async def test_cancel_rolls_an_atomic_batch_back(batch_suite: Factory) -> None:
         assert _files(suite.derived) == []
         assert catalog_dump(suite.redis_url, suite.prefix) == before
         # A finished batch cannot be cancelled again.
-        try:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
             await suite.batch.CancelBatch(bpb.CancelBatchRequest(batch_id=batch.id))
-        except Exception as error:  # grpc.aio.AioRpcError
-            assert "FAILED_PRECONDITION" in str(error)
-        else:
-            raise AssertionError("cancelling a finished batch must fail")
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
 async def test_cancel_stops_a_non_atomic_batch_and_keeps_done_items(batch_suite: Factory) -> None:

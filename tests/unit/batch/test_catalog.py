@@ -79,7 +79,8 @@ def test_bad_filters_orders_and_tags_are_refused_naming_the_field() -> None:
     assert caught.value.field == "filter.max_size_bytes"
     with pytest.raises(InvalidArgument):
         CatalogFilter(since_ns=5, until_ns=5).check()
-    assert parse_order("size desc").descending and parse_order("").index == "path"
+    assert parse_order("size desc").descending
+    assert parse_order("").index == "path"
     with pytest.raises(InvalidArgument) as caught:
         parse_order("colour")
     assert caught.value.field == "order_by"
@@ -94,13 +95,17 @@ def test_changes_derive_the_next_record() -> None:
     fresh = derive(
         None, Change("import", path="a/b.jpg", media=media), batch_id="b", history_kept=3, max_tags=4
     )
-    assert fresh is not None and fresh.status == "pending" and fresh.id == item_id("a/b.jpg")
+    assert fresh is not None
+    assert fresh.status == "pending"
+    assert fresh.id == item_id("a/b.jpg")
     approved = derive(fresh, Change("approve"), batch_id="b", history_kept=3, max_tags=4)
     assert approved is not None
     trashed = derive(approved, Change("trash"), batch_id="b", history_kept=3, max_tags=4)
-    assert trashed is not None and trashed.status == "trashed"
+    assert trashed is not None
+    assert trashed.status == "trashed"
     restored = derive(trashed, Change("restore"), batch_id="b", history_kept=3, max_tags=4)
-    assert restored is not None and restored.status == "approved"
+    assert restored is not None
+    assert restored.status == "approved"
     with pytest.raises(FailedPrecondition):
         derive(restored, Change("restore"), batch_id="b", history_kept=3, max_tags=4)
     with pytest.raises(FailedPrecondition):
@@ -117,7 +122,8 @@ def test_changes_derive_the_next_record() -> None:
     reimported = derive(
         kept, Change("import", path="a/b.jpg", media=media), batch_id="c", history_kept=3, max_tags=4
     )
-    assert reimported is not None and reimported.history == kept.history  # re-import keeps the review
+    assert reimported is not None
+    assert reimported.history == kept.history  # re-import keeps the review
 
 
 def test_change_round_trip() -> None:
