@@ -95,13 +95,17 @@ class Runner:
         return self.record.id
 
     def stop(self, reason: str, detail: str = "") -> None:
-        """Ask the runner to stop (cancel, pause or too many failures); in-flight work is dropped
-        (it is redone on resume, or rolled back)."""
+        """Ask the runner to stop (cancel, pause or too many failures): nothing more is started.
+
+        A pause drops the work in flight (it is redone on resume). A cancel or a failure lets it
+        finish first: a file an item is still staging must land before a rollback removes the
+        staging area, not after."""
         if not self.stop_reason or reason == StopReason.CANCEL:
             self.stop_reason, self.stop_detail = reason, detail
         self._stop.set()
-        for task in list(self._inflight):
-            task.cancel()
+        if reason == StopReason.PAUSE:
+            for task in list(self._inflight):
+                task.cancel()
 
     async def stopped(self) -> None:
         """Wait until the runner is asked to stop."""
@@ -252,6 +256,8 @@ class Runner:
         slots = self.deps.slots
         await slots.acquire(self.record.priority)
         try:
+            if self._stop.is_set():
+                return
             entries = await self._entries(unit, is_paths)
             context = UnitContext(self.id, self.record.atomic, self.record.item_deadline_s, self.record.spec)
             outcomes = await self.worker.run(context, entries)
