@@ -246,7 +246,7 @@ def _import_rows(prefix: str) -> list[Row]:
             "files/s",
             goal_ratio=1.0,
             anchor_name="`exiftool -json -r`, no hash",
-        ),  # fmt: skip
+        ),
         ratio_row(
             "batch: peak RSS of the batch service during that import (MiB)",
             rss.mib,
@@ -255,7 +255,7 @@ def _import_rows(prefix: str) -> list[Row]:
             goal_ratio=None,
             higher_is_better=False,
             anchor_name="exiftool peak RSS",
-        ),  # fmt: skip
+        ),
     ]
 
 
@@ -312,7 +312,7 @@ def _thumbnail_rows(prefix: str) -> list[Row]:
             "items/s",
             goal_ratio=1.6,
             anchor_name="1 replica (1 worker each)",
-        )  # fmt: skip
+        )
     ]
 
 
@@ -327,10 +327,19 @@ def _fill_catalog(prefix: str, count: int) -> None:
             for index in range(start, min(count, start + 2000)):
                 path = f"big/{index // 1000:03d}/img{index:06d}.jpg"
                 item = CatalogItem(
-                    id=item_id(path), path=path, size_bytes=100_000 + index, mtime_ns=now - index * 10**9,
-                    content_hash="sha256:" + f"{index:064x}", format="JPEG", kind="image", width=4000, height=3000,
-                    exif={"make": "Benchcam", "model": "BC-12"}, created_at_ns=now, updated_at_ns=now,
-                )  # fmt: skip
+                    id=item_id(path),
+                    path=path,
+                    size_bytes=100_000 + index,
+                    mtime_ns=now - index * 10**9,
+                    content_hash="sha256:" + f"{index:064x}",
+                    format="JPEG",
+                    kind="image",
+                    width=4000,
+                    height=3000,
+                    exif={"make": "Benchcam", "model": "BC-12"},
+                    created_at_ns=now,
+                    updated_at_ns=now,
+                )
                 members = index_members(item)
                 pipe.hset(
                     store.item_key(item.id), mapping={"d": item.to_json(), "r": 1, "x": json.dumps(members)}
@@ -345,11 +354,15 @@ def _fill_catalog(prefix: str, count: int) -> None:
 def _catalog_rss_rows(prefix: str) -> list[Row]:
     _fill_catalog(prefix, CATALOG_ITEMS)
     media = (ROOT / "media").resolve()
-    with _process(
-        "batch", "catalog", REDIS_URL=REDIS_URL, BATCH_KEY_PREFIX=prefix, BATCH_MEDIA_ROOT=str(media),
-        BATCH_DERIVED_ROOT=str((ROOT / "derived-catalog").resolve()), PROCESSING_ADDR=f"127.0.0.1:{free_port()}",
-        CACHE_ADDR=f"127.0.0.1:{free_port()}",
-    ) as (batch, popen):  # fmt: skip
+    env = {
+        "REDIS_URL": REDIS_URL,
+        "BATCH_KEY_PREFIX": prefix,
+        "BATCH_MEDIA_ROOT": str(media),
+        "BATCH_DERIVED_ROOT": str((ROOT / "derived-catalog").resolve()),
+        "PROCESSING_ADDR": f"127.0.0.1:{free_port()}",
+        "CACHE_ADDR": f"127.0.0.1:{free_port()}",
+    }
+    with _process("batch", "catalog", None, **env) as (batch, popen):
         idle = psutil.Process(popen.pid).memory_info().rss / 2**20
         with PeakRss(popen.pid) as rss:
             spec = bpb.BatchSpec(
@@ -370,7 +383,7 @@ def _catalog_rss_rows(prefix: str) -> list[Row]:
             meets,
             "the goal",
             f"idle {idle:.0f} MiB; {CATALOG_ITEMS / seconds:,.0f} items/s",
-        )  # fmt: skip
+        )
     ]
 
 

@@ -64,7 +64,7 @@ def make_tree(root: Path, images: int, videos: int = 0, *, directory: str = "lib
 
 
 async def run_batch(
-    stub: batch_service_pb2_grpc.BatchServiceStub,
+    stub: batch_service_pb2_grpc.BatchServiceAsyncStub,
     spec: bpb.BatchSpec,
     metadata: Iterable[tuple[str, str]] = (),
 ) -> list[bpb.BatchEvent]:

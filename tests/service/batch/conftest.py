@@ -27,8 +27,8 @@ class Suite:
     """A started batch server (with processing behind it) and stubs to it."""
 
     parts: Parts
-    batch: batch_service_pb2_grpc.BatchServiceStub
-    catalog: catalog_service_pb2_grpc.CatalogServiceStub
+    batch: batch_service_pb2_grpc.BatchServiceAsyncStub
+    catalog: catalog_service_pb2_grpc.CatalogServiceAsyncStub
     media: Path
     derived: Path
     prefix: str

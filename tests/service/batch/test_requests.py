@@ -162,8 +162,8 @@ async def test_a_client_that_reattaches_sees_every_event_once_in_order(batch_sui
                 bpb.WatchBatchRequest(batch_id=batch_id, after_sequence=seen[-1].sequence), timeout=60
             )
             count = 0
-            async for reply in watch:
-                seen.append(reply.event)
+            async for watched in watch:
+                seen.append(watched.event)
                 count += 1
                 if count == 9:  # lose it again, a few times
                     watch.cancel()

@@ -58,7 +58,7 @@ def _execution(**env: str) -> Any:
 async def test_retryable_failures_are_retried_with_backoff(
     grpc_server: ServerFactory, error: Exception
 ) -> None:
-    flaky = Flaky(2, error)
+    flaky = Flaky(2, error)  # type: ignore[abstract]
     binding = ServiceBinding(
         "mediasuite.processing.v1.ProcessingService",
         partial(processing_service_pb2_grpc.add_ProcessingServiceServicer_to_server, flaky),
@@ -75,7 +75,7 @@ async def test_retryable_failures_are_retried_with_backoff(
 
 
 async def test_invalid_argument_is_never_retried(grpc_server: ServerFactory) -> None:
-    flaky = Flaky(10, InvalidArgument("not an image", field="media.path"))
+    flaky = Flaky(10, InvalidArgument("not an image", field="media.path"))  # type: ignore[abstract]
     binding = ServiceBinding(
         "mediasuite.processing.v1.ProcessingService",
         partial(processing_service_pb2_grpc.add_ProcessingServiceServicer_to_server, flaky),
@@ -93,7 +93,7 @@ async def test_invalid_argument_is_never_retried(grpc_server: ServerFactory) -> 
 async def test_each_attempt_has_the_item_deadline_and_attempts_are_bounded(
     grpc_server: ServerFactory,
 ) -> None:
-    flaky = Flaky(10, sleep=1.0)
+    flaky = Flaky(10, sleep=1.0)  # type: ignore[abstract]
     binding = ServiceBinding(
         "mediasuite.processing.v1.ProcessingService",
         partial(processing_service_pb2_grpc.add_ProcessingServiceServicer_to_server, flaky),

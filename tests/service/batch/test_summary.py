@@ -76,7 +76,7 @@ def _same_counts(a: cpb.GetSummaryResponse, b: cpb.GetSummaryResponse) -> bool:
 async def test_summary_goes_through_the_cache_and_every_change_invalidates_it(
     batch_suite: Factory, grpc_server: ServerFactory
 ) -> None:
-    cache = DictCache()
+    cache = DictCache()  # type: ignore[abstract]
     binding = ServiceBinding(
         "mediasuite.cache.v1.CacheService",
         partial(cache_service_pb2_grpc.add_CacheServiceServicer_to_server, cache),

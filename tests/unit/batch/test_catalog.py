@@ -40,13 +40,13 @@ def test_index_members_sort_like_the_values(order: str) -> None:
     values = [0, 1, 9, 10, 255, 256, 10**12, 10**18]
     items = []
     for index, value in enumerate(values):
-        fields = {
+        by_order: dict[str, dict[str, object]] = {
             "size": {"size_bytes": value},
             "modified": {"mtime_ns": value - 10**15},  # times before 1970 too
             "taken": {"taken_at_ns": value},
             "quality": {"quality_score": (0, 0.001, 0.5, 1, 49.999, 50, 99.9, 100)[index]},
-        }[order]
-        items.append(_item(f"p{index}.jpg", **fields))
+        }
+        items.append(_item(f"p{index}.jpg", **by_order[order]))
     position = ("path", "size", "modified", "taken", "quality").index(order)
     members = [index_members(i)[position] for i in items]
     assert sorted(members) == members
@@ -115,9 +115,10 @@ def test_changes_derive_the_next_record() -> None:
         derive(fresh, Change("tag", tags=("a", "b", "c", "d", "e")), batch_id="b", history_kept=3, max_tags=4)
     kept = fresh
     for n in range(5):
-        kept = derive(kept, Change("output", operation="thumbnail", parameters=str(n)), batch_id="b",
+        step = derive(kept, Change("output", operation="thumbnail", parameters=str(n)), batch_id="b",
                       history_kept=3, max_tags=4)  # fmt: skip
-        assert kept is not None
+        assert step is not None
+        kept = step
     assert [h.parameters for h in kept.history] == ["2", "3", "4"]
     reimported = derive(
         kept, Change("import", path="a/b.jpg", media=media), batch_id="c", history_kept=3, max_tags=4
