@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cache, partial
@@ -103,6 +103,9 @@ def echo_binding(state: EchoState) -> ServiceBinding:
 
     async def echo(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        remaining = context.time_remaining()
+        if remaining is not None:
+            metadata["test-deadline-remaining"] = f"{remaining:.3f}"
         return response_cls(request=request, labels=dict(request.labels), metadata=metadata)
 
     async def count(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -401,12 +404,3 @@ async def running_gateway(
     finally:
         await http.stop()
         await clients.close()
-
-
-SUITE_SERVICE_NAMES: Sequence[str] = (
-    "mediasuite.cache.v1.CacheService",
-    "mediasuite.monitor.v1.MonitorService",
-    "mediasuite.batch.v1.CatalogService",
-    "mediasuite.processing.v1.ProcessingService",
-    "mediasuite.batch.v1.BatchService",
-)
