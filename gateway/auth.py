@@ -124,9 +124,9 @@ def parse_key_entries(text: str, source: str) -> list[ApiKey]:
             continue
         match = _ENTRY.match(entry)
         if match is None:
-            shown = entry if len(entry) < 24 else entry[:20] + "..."
+            shown = entry.split(":", 1)[0][:64]  # never echo the rest: it may be a pasted key
             raise KeyFormatError(
-                f"{source}: entry {number} ({shown!r}) is not name:scope:sha256:<64 hex digits>; "
+                f"{source}: entry {number} (named {shown!r}) is not name:scope:sha256:<64 hex digits>; "
                 "make one with `mediactl gateway new-key --name NAME --scope read|admin`"
             )
         try:
