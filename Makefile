@@ -15,7 +15,7 @@ BENCH ?=
 PYTEST_ARGS ?=
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: help setup protos proto-check lint test run bench clean lock
+.PHONY: help setup protos proto-check lint test run bench clean lock browser
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,7 +44,10 @@ lint: $(STAMP) $(BUF) proto-check ## buf lint, ruff, mypy, generated-code drift
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services gateway bench tools tests
 
-test: $(STAMP) ## run the whole test suite (real Redis on 127.0.0.1:6379, real gRPC on loopback)
+browser: ## install Debian's chromium for the dashboard tests (when /usr/bin/chromium is missing; needs root)
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+test: $(STAMP) browser ## run the whole test suite (real Redis on 127.0.0.1:6379, real gRPC on loopback)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 run: $(STAMP) ## start all five services on loopback (Ctrl-C stops them gracefully)
