@@ -11,7 +11,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,7 @@ class Gateway:
         scope["mediasuite.request_id"] = request_id
         rid = request_id.encode()
 
-        async def send_with_headers(message: dict[str, Any]) -> None:  # type: ignore[type-arg]
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] in ("http.response.start", "websocket.accept"):
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
@@ -121,7 +121,9 @@ def _pages(static: StaticFiles, openapi: bytes, table: RouteTable) -> Starlette:
     def page_response(name: str) -> Response:
         found = static.get(name)
         if found is None:
-            return JSONResponse({"code": 5, "message": f"no such file: {name}", "details": []}, status_code=404)
+            return JSONResponse(
+                {"code": 5, "message": f"no such file: {name}", "details": []}, status_code=404
+            )
         content, kind = found
         headers = {"cache-control": "no-cache"}
         if kind.startswith("text/html"):

@@ -22,7 +22,6 @@ from typing import Any
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -51,8 +50,7 @@ _INT_RANGES = {
 _INTEGER_TEXT = re.compile(r"^-?[0-9]+$")
 _FLOATS = {_T.TYPE_FLOAT, _T.TYPE_DOUBLE}
 _FLOAT32_MAX = 3.4028234663852886e38
-_SPECIAL_INTEGER_TEXT = re.compile(r"^-?[0-9]+$")
-_FLOATS = {"NaN", "Infinity", "-Infinity"}
+_SPECIAL_FLOATS = {"NaN", "Infinity", "-Infinity"}
 _WRAPPERS = {
     f"google.protobuf.{name}"
     for name in (
@@ -215,7 +213,7 @@ def _check_scalar(value: Any, field: FieldDescriptor, path: str) -> None:
         _check_integer(value, field, path)
     elif kind in _FLOATS:
         _check_float(value, field, path)
-    elif kind == _T.TYPE_ENUM:
+    elif kind == _T.TYPE_ENUM and field.enum_type is not None:
         _check_enum(value, field.enum_type, path)
 
 
@@ -254,6 +252,10 @@ def _check_float(value: Any, field: FieldDescriptor, path: str) -> None:
             raise RequestError(path, 'write "NaN", "Infinity" or "-Infinity" for special values')
     else:
         number = float(value)
+        if math.isnan(number) or math.isinf(number):
+            raise RequestError(
+                path, 'is out of range; write "NaN", "Infinity" or "-Infinity" for special values'
+            )
     if field.type == _T.TYPE_FLOAT and abs(number) > _FLOAT32_MAX:
         raise RequestError(path, f"{number:g} is out of range for a float")
 
@@ -281,11 +283,15 @@ def _decode_base64(text: str, path: str) -> bytes:
 
 def _check_timestamp(value: Any, path: str) -> None:
     if not isinstance(value, str):
-        raise RequestError(path, f'expected an RFC 3339 time ("2024-05-01T12:00:00Z"), got {_type_name(value)}')
+        raise RequestError(
+            path, f'expected an RFC 3339 time ("2024-05-01T12:00:00Z"), got {_type_name(value)}'
+        )
     try:
         Timestamp().FromJsonString(value)
     except ValueError:
-        raise RequestError(path, f'expected an RFC 3339 time such as "2024-05-01T12:00:00Z", got {value!r}') from None
+        raise RequestError(
+            path, f'expected an RFC 3339 time such as "2024-05-01T12:00:00Z", got {value!r}'
+        ) from None
 
 
 def _check_duration(value: Any, path: str) -> None:
@@ -299,7 +305,9 @@ def _check_duration(value: Any, path: str) -> None:
 
 def _check_field_mask(value: Any, path: str) -> None:
     if not isinstance(value, str):
-        raise RequestError(path, f'expected field paths separated by commas ("a,b.c"), got {_type_name(value)}')
+        raise RequestError(
+            path, f'expected field paths separated by commas ("a,b.c"), got {_type_name(value)}'
+        )
 
 
 def _check_empty(value: Any, path: str) -> None:
@@ -331,35 +339,36 @@ _TYPE_NAMES = {
 # ---- query parameters and path variables: text -> JSON value of the field's type
 
 
+_TEXT_MESSAGES = {
+    "google.protobuf.Timestamp",
+    "google.protobuf.Duration",
+    "google.protobuf.FieldMask",
+    "google.protobuf.Value",
+}
+_BOOL_TEXT = {"true": True, "1": True, "false": False, "0": False}
+
+
 def _text_value(text: str, field: FieldDescriptor, where: str) -> Any:
     """The JSON value a query or path text stands for, given the field's type."""
     message = field.message_type
     if message is not None:
-        name = message.full_name
-        if name in _WRAPPERS:
+        if message.full_name in _WRAPPERS:
             return _text_value(text, message.fields_by_name["value"], where)
-        if name in ("google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"):
-            return text
-        if name == "google.protobuf.Value":
-            return text
-        raise RequestError(where, f"is a message ({message.name}); set its fields as {where}.<field>=...")
+        if message.full_name not in _TEXT_MESSAGES:
+            raise RequestError(where, f"is a message ({message.name}); set its fields as {where}.<field>=...")
+        return text
     if field.type == _T.TYPE_BOOL:
-        lowered = text.lower()
-        if lowered in ("true", "1"):
-            return True
-        if lowered in ("false", "0"):
-            return False
-        raise RequestError(where, f"expected true or false, got {text!r}")
+        if text.lower() not in _BOOL_TEXT:
+            raise RequestError(where, f"expected true or false, got {text!r}")
+        return _BOOL_TEXT[text.lower()]
     if field.type in _FLOATS and text not in _SPECIAL_FLOATS:
         try:
             return float(text)
         except ValueError:
             raise RequestError(where, f"expected a number, got {text!r}") from None
-    if field.type == _T.TYPE_ENUM:
-        if text.lstrip("-").isdigit():
-            return int(text)
-        return text
-    return text  # strings, bytes (base64) and integers (checked later, like JSON strings)
+    if field.type == _T.TYPE_ENUM and text.lstrip("-").isdigit():
+        return int(text)
+    return text  # strings, bytes (base64), enum names and integers (checked later, like JSON strings)
 
 
 def _resolve(descriptor: Descriptor, dotted: str) -> list[FieldDescriptor]:
@@ -408,14 +417,18 @@ def _query_object(
             map_key = map_key[:-1]
         chain = _resolve(descriptor, key)
         canonical = ".".join(f.name for f in chain)
-        if any(canonical == b or canonical.startswith(b + ".") or b.startswith(canonical + ".") for b in bound):
-            raise RequestError(raw_key, "is set by the path or the body of this route, not by a query parameter")
+        if any(
+            canonical == b or canonical.startswith(b + ".") or b.startswith(canonical + ".") for b in bound
+        ):
+            raise RequestError(
+                raw_key, "is set by the path or the body of this route, not by a query parameter"
+            )
         field = chain[-1]
-        is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
-        if is_map:
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry:
             if not map_key:
                 raise RequestError(raw_key, f"is a map; write {key}[<key>]=<value>")
-            value_field = field.message_type.fields_by_name["value"]
+            value_field = entry.fields_by_name["value"]
             entries = maps.setdefault(canonical, {})
             entries[map_key] = _text_value(text, value_field, raw_key)
             _set(result, chain, entries)
@@ -445,18 +458,19 @@ def _normalise(obj: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
     """Rename proto-named keys to their JSON names (one spelling per field before merging)."""
     fields = _fields(descriptor)
     out: dict[str, Any] = {}
-    for key, value in obj.items():
+    for key, raw in obj.items():
         field = fields.get(key)
         if field is None:
-            out[key] = value  # check_json reports it
+            out[key] = raw  # check_json reports it
             continue
+        value = raw
         if (
-            isinstance(value, dict)
+            isinstance(raw, dict)
             and field.message_type is not None
             and not field.message_type.GetOptions().map_entry
             and field.message_type.full_name not in _FREE_FORM
         ):
-            value = _normalise(value, field.message_type)
+            value = _normalise(raw, field.message_type)
         if field.json_name in out:
             raise RequestError(key, f"is given twice (as {field.name} and {field.json_name})")
         out[field.json_name] = value
@@ -470,7 +484,9 @@ def decode_body(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise RequestError("body", "is not UTF-8 text") from None
     except json.JSONDecodeError as error:
-        raise RequestError("body", f"is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+        raise RequestError(
+            "body", f"is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
 
 
 def build_request(
@@ -490,7 +506,9 @@ def build_request(
         value = decode_body(body)
         if body_field == "*":
             if not isinstance(value, dict):
-                raise RequestError("body", f"expected a JSON object ({descriptor.name}), got {_type_name(value)}")
+                raise RequestError(
+                    "body", f"expected a JSON object ({descriptor.name}), got {_type_name(value)}"
+                )
             request = _normalise(value, descriptor)
         else:
             field = descriptor.fields_by_name[body_field]

@@ -67,7 +67,9 @@ class GatewayConfig:
     def from_env(cls, env: Env) -> GatewayConfig:
         """Read and check every variable; ConfigError names the first one at fault."""
         server = ServerConfig.from_env(env, "gateway", process("gateway").port)
-        http_listen = env.address("GATEWAY_HTTP_LISTEN", "127.0.0.1:8080", "address the HTTP gateway listens on")
+        http_listen = env.address(
+            "GATEWAY_HTTP_LISTEN", "127.0.0.1:8080", "address the HTTP gateway listens on"
+        )
         upstreams = {
             p.name: env.address(p.addr_env, p.default_address, f"address of the {p.name} service for clients")
             for p in PROCESSES
@@ -89,7 +91,8 @@ class GatewayConfig:
                 "GATEWAY_API_KEYS",
                 None,
                 f"API keys when GATEWAY_HTTP_LISTEN ({http_listen}) is not a loopback address "
-                "(make one with `mediactl gateway new-key`), or GATEWAY_AUTH=off to serve without authentication",
+                "(make one with `mediactl gateway new-key`), "
+                "or GATEWAY_AUTH=off to serve without authentication",
             )
         forward = _header_list(
             env.text(
@@ -103,20 +106,23 @@ class GatewayConfig:
             raise ConfigError(
                 "GATEWAY_FORWARD_HEADERS",
                 ",".join(forward),
-                f"headers other than hop-by-hop ones and credentials ({', '.join(refused)} are never forwarded)",
+                f"headers other than hop-by-hop ones and credentials "
+                f"({', '.join(refused)} are never forwarded)",
             )
         origins = tuple(
             o.strip().rstrip("/")
             for o in env.text(
                 "GATEWAY_CORS_ORIGINS",
                 "",
-                'origins allowed to call the API from a browser ("https://a.example,https://b.example" or "*")',
+                'origins allowed to call the API from a browser ("https://a.example,https://b.example", "*")',
             ).split(",")
             if o.strip()
         )
         for origin in origins:
             if origin != "*" and not origin.startswith(("http://", "https://")):
-                raise ConfigError("GATEWAY_CORS_ORIGINS", origin, 'origins such as "https://app.example" or "*"')
+                raise ConfigError(
+                    "GATEWAY_CORS_ORIGINS", origin, 'origins such as "https://app.example" or "*"'
+                )
         return cls(
             server=server,
             http_listen=http_listen,
@@ -124,7 +130,10 @@ class GatewayConfig:
             auth=auth_mode == "on" or (auth_mode == "auto" and bool(keys)),
             keys=tuple(keys),
             max_body_bytes=env.size(
-                "GATEWAY_MAX_BODY_BYTES", 32 * 1024**2, "largest HTTP request body accepted (413 above it)", min=1024
+                "GATEWAY_MAX_BODY_BYTES",
+                32 * 1024**2,
+                "largest HTTP request body accepted (413 above it)",
+                min=1024,
             ),
             max_deadline_seconds=env.duration(
                 "GATEWAY_MAX_DEADLINE",
@@ -142,7 +151,9 @@ class GatewayConfig:
             )
             == "proto",
             json_emit_defaults=env.flag(
-                "GATEWAY_JSON_EMIT_DEFAULTS", True, "write fields that hold their default value in JSON responses"
+                "GATEWAY_JSON_EMIT_DEFAULTS",
+                True,
+                "write fields that hold their default value in JSON responses",
             ),
             sse_keepalive_seconds=env.duration(
                 "GATEWAY_SSE_KEEPALIVE", 15.0, "interval of keep-alive comments on idle event streams", min=1
@@ -156,7 +167,9 @@ def _read_keys(env: Env) -> list[ApiKey]:
         "",
         "API keys as name:scope:sha256:<hex> entries, comma-separated (hashes only, never keys)",
     )
-    path = env.text("GATEWAY_API_KEYS_FILE", "", "file of API key entries, one name:scope:sha256:<hex> a line")
+    path = env.text(
+        "GATEWAY_API_KEYS_FILE", "", "file of API key entries, one name:scope:sha256:<hex> a line"
+    )
     keys: list[ApiKey] = []
     try:
         keys.extend(parse_key_entries(inline, "GATEWAY_API_KEYS"))

@@ -24,6 +24,7 @@ _UINT32 = {_T.TYPE_UINT32, _T.TYPE_FIXED32}
 _INT64 = {_T.TYPE_INT64, _T.TYPE_SINT64, _T.TYPE_SFIXED64}
 _UINT64 = {_T.TYPE_UINT64, _T.TYPE_FIXED64}
 _MAX_QUERY_DEPTH = 3
+_STREAM_NOTE = " Server stream: NDJSON lines, SSE with `Accept: text/event-stream`, or WebSocket frames."
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -116,28 +117,22 @@ class _Schemas:
         return single
 
     def scalar(self, field: FieldDescriptor) -> dict[str, Any]:
-        kind = field.type
-        if kind == _T.TYPE_STRING:
-            return {"type": "string"}
-        if kind == _T.TYPE_BYTES:
-            return {"type": "string", "format": "byte", "contentEncoding": "base64"}
-        if kind == _T.TYPE_BOOL:
-            return {"type": "boolean"}
-        if kind in _INT32:
-            return {"type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1}
-        if kind in _UINT32:
-            return {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**32 - 1}
-        if kind in _INT64:
-            return {"type": "string", "format": "int64", "pattern": "^-?[0-9]{1,19}$"}
-        if kind in _UINT64:
-            return {"type": "string", "format": "uint64", "pattern": "^[0-9]{1,20}$"}
-        if kind == _T.TYPE_FLOAT:
-            return {"type": "number", "format": "float"}
-        if kind == _T.TYPE_DOUBLE:
-            return {"type": "number", "format": "double"}
-        if kind == _T.TYPE_ENUM:
+        if field.type == _T.TYPE_ENUM and field.enum_type is not None:
             return {"type": "string", "enum": [v.name for v in field.enum_type.values]}
-        return {}
+        return dict(_SCALARS.get(field.type, {}))
+
+
+_SCALARS: dict[int, dict[str, Any]] = {
+    _T.TYPE_STRING: {"type": "string"},
+    _T.TYPE_BYTES: {"type": "string", "format": "byte", "contentEncoding": "base64"},
+    _T.TYPE_BOOL: {"type": "boolean"},
+    _T.TYPE_FLOAT: {"type": "number", "format": "float"},
+    _T.TYPE_DOUBLE: {"type": "number", "format": "double"},
+    **{t: {"type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1} for t in _INT32},
+    **{t: {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**32 - 1} for t in _UINT32},
+    **{t: {"type": "string", "format": "int64", "pattern": "^-?[0-9]{1,19}$"} for t in _INT64},
+    **{t: {"type": "string", "format": "uint64", "pattern": "^[0-9]{1,20}$"} for t in _UINT64},
+}
 
 
 def _query_parameters(
@@ -230,7 +225,11 @@ def _operation(route: Route, schemas: _Schemas, operation_id: str, auth: bool) -
         "summary": f"{route.method.containing_service.name}.{route.method.name}",
         "description": (
             f"gRPC {route.method.full_name}. Needs the `{route.scope}` scope."
-            + (" Server stream: NDJSON lines, or SSE with `Accept: text/event-stream`." if route.server_streaming else "")
+            + (
+                " Server stream: NDJSON lines, or SSE with `Accept: text/event-stream`."
+                if route.server_streaming
+                else ""
+            )
         ),
         "tags": [route.method.containing_service.full_name],
         "x-mediasuite-scope": str(route.scope),
@@ -244,9 +243,14 @@ def _operation(route: Route, schemas: _Schemas, operation_id: str, auth: bool) -
     if parameters:
         operation["parameters"] = parameters
     if route.body == "*":
-        body_fields = [f for f in request.fields if f.name not in bound and not _is_prefix_of_bound(f.name, bound)]
+        body_fields = [
+            f for f in request.fields if f.name not in bound and not _is_prefix_of_bound(f.name, bound)
+        ]
         body_schema = schemas.object(request, body_fields)
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_schema}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body_schema}},
+        }
     elif route.body:
         operation["requestBody"] = {
             "required": True,
@@ -256,10 +260,13 @@ def _operation(route: Route, schemas: _Schemas, operation_id: str, auth: bool) -
     if route.server_streaming:
         envelope = {
             "type": "object",
-            "properties": {"result": schemas.message(response), "error": {"$ref": "#/components/schemas/Error"}},
+            "properties": {
+                "result": schemas.message(response),
+                "error": {"$ref": "#/components/schemas/Error"},
+            },
         }
         ok = {
-            "description": "A stream of messages, one JSON object a line (or events with Accept: text/event-stream)",
+            "description": "A stream of messages: one JSON object a line, or SSE events when asked",
             "content": {
                 "application/x-ndjson": {"schema": envelope},
                 "text/event-stream": {"schema": {"type": "string"}},

@@ -118,7 +118,11 @@ class RouteTable:
             if params is not None:
                 return Match(route, params)
         allowed = sorted(
-            {r.http_method for r in self.routes if r.http_method != http_method and r.template.match(raw_path)}
+            {
+                r.http_method
+                for r in self.routes
+                if r.http_method != http_method and r.template.match(raw_path)
+            }
         )
         if allowed:
             raise MethodNotAllowed(allowed)
@@ -145,11 +149,7 @@ def suite_services() -> list[Upstream]:
             relative = file.relative_to(root).with_suffix("")
             importlib.import_module(".".join(("mediasuite", *relative.parts)))
     pool = descriptor_pool.Default()
-    return [
-        Upstream(pool.FindServiceByName(name), proc.name)
-        for proc in PROCESSES
-        for name in proc.services
-    ]
+    return [Upstream(pool.FindServiceByName(name), proc.name) for proc in PROCESSES for name in proc.services]
 
 
 def build_routes(upstreams: Iterable[Upstream]) -> RouteTable:

@@ -84,7 +84,9 @@ def bad_request(field: str, description: str, message: str | None = None) -> tup
     return 400, error_body(code_pb2.INVALID_ARGUMENT, text, [violation])
 
 
-def error_info(code: int, message: str, reason: str, metadata: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+def error_info(
+    code: int, message: str, reason: str, metadata: Mapping[str, str]
+) -> tuple[int, dict[str, Any]]:
     """An error with a google.rpc.ErrorInfo (domain mediasuite)."""
     info = error_details_pb2.ErrorInfo(reason=reason, domain=_DOMAIN, metadata=dict(metadata))
     return http_status(code), error_body(code, message, [info])
@@ -96,7 +98,8 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> tuple[int, dict[str, Any]]:
     number: int = code.value[0]
     message = error.details() or code.name
     details: list[any_pb2.Any] = []
-    for key, value in error.trailing_metadata() or ():
+    trailing: Any = error.trailing_metadata() or ()
+    for key, value in trailing:
         if key == _DETAILS_KEY and isinstance(value, bytes):
             try:
                 status = status_pb2.Status.FromString(value)

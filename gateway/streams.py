@@ -50,7 +50,7 @@ _END = _End()
 async def _next(call: Any) -> Any:
     """The next message, or _END."""
     message = await call.read()
-    return _END if message is grpc.aio.EOF else message
+    return _END if message is grpc.aio.EOF else message  # type: ignore[attr-defined]
 
 
 async def _watch_disconnect(receive: Receive, kind: str) -> None:
@@ -63,7 +63,6 @@ async def _watch_disconnect(receive: Receive, kind: str) -> None:
 async def serve_stream(transcoder: Transcoder, prepared: Prepared, receive: Receive, send: Send) -> None:
     """Answer a server-streaming route as NDJSON or SSE until the stream ends or the client leaves."""
     sse = "text/event-stream" in prepared.headers.get("accept", "")
-    options = transcoder.settings.json
     call = transcoder.upstreams.call(prepared.route)(
         prepared.request, timeout=prepared.timeout, metadata=prepared.metadata
     )
@@ -71,65 +70,83 @@ async def serve_stream(transcoder: Transcoder, prepared: Prepared, receive: Rece
     gone.add_done_callback(lambda _: call.cancel())
     try:
         pending = asyncio.ensure_future(_next(call))
-        done, _ = await asyncio.wait({pending, gone}, timeout=FIRST_MESSAGE_WAIT, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {pending, gone}, timeout=FIRST_MESSAGE_WAIT, return_when=asyncio.FIRST_COMPLETED
+        )
         if gone in done:
             pending.cancel()
             return
-        if pending in done and not pending.cancelled() and pending.exception() is not None:
-            error = pending.exception()
-            if isinstance(error, grpc.aio.AioRpcError):
-                status, body = from_rpc_error(error)
-                await send_json(send, status, body)
-                return
-            raise error  # type: ignore[misc]
-        content_type = b"text/event-stream; charset=utf-8" if sse else b"application/x-ndjson"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"cache-control", b"no-store"),
-                    (b"x-accel-buffering", b"no"),
-                ],
-            }
-        )
-        sequence = 0
-        keepalive = transcoder.settings.sse_keepalive_seconds if sse else None
-        while True:
-            try:
-                if keepalive is None:
-                    item = await pending
-                else:
-                    item = await asyncio.wait_for(asyncio.shield(pending), keepalive)
-            except TimeoutError:
-                await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
-                continue
-            except grpc.aio.AioRpcError as error:
-                _, body = from_rpc_error(error)
-                await send({"type": "http.response.body", "body": _error_chunk(body, sse), "more_body": False})
-                return
-            except asyncio.CancelledError:
-                if gone.done():
-                    return
-                raise
-            if isinstance(item, _End):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            sequence += 1
-            result = render(item, options)
-            chunk = (
-                b"id: %d\ndata: %s\n\n" % (sequence, json_bytes(result))
-                if sse
-                else json_bytes({"result": result}) + b"\n"
-            )
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if gone.done():
-                return
-            pending = asyncio.ensure_future(_next(call))
+        error = _early_error(pending) if pending in done else None
+        if error is not None:
+            status, body = from_rpc_error(error)
+            await send_json(send, status, body)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": _stream_headers(sse)})
+        await _relay(transcoder, call=call, pending=pending, gone=gone, send=send, sse=sse)
     finally:
         gone.cancel()
         call.cancel()
+
+
+def _early_error(first: asyncio.Future[Any]) -> grpc.aio.AioRpcError | None:
+    """The RPC error the stream failed with before its first message, if it did."""
+    if first.cancelled() or first.exception() is None:
+        return None
+    error = first.exception()
+    if isinstance(error, grpc.aio.AioRpcError):
+        return error
+    raise error  # type: ignore[misc]
+
+
+def _stream_headers(sse: bool) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", b"text/event-stream; charset=utf-8" if sse else b"application/x-ndjson"),
+        (b"cache-control", b"no-store"),
+        (b"x-accel-buffering", b"no"),
+    ]
+
+
+async def _relay(
+    transcoder: Transcoder,
+    *,
+    call: Any,
+    pending: asyncio.Future[Any],
+    gone: asyncio.Future[None],
+    send: Send,
+    sse: bool,
+) -> None:
+    """Write each message as it arrives; keep-alive comments on an idle SSE stream; end or error line."""
+    options = transcoder.settings.json
+    keepalive = transcoder.settings.sse_keepalive_seconds if sse else None
+    sequence = 0
+    while True:
+        try:
+            item = await (
+                pending if keepalive is None else asyncio.wait_for(asyncio.shield(pending), keepalive)
+            )
+        except TimeoutError:
+            await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
+            continue
+        except grpc.aio.AioRpcError as error:
+            _, body = from_rpc_error(error)
+            await send({"type": "http.response.body", "body": _error_chunk(body, sse), "more_body": False})
+            return
+        except asyncio.CancelledError:
+            if gone.done():
+                return
+            raise
+        if isinstance(item, _End) or gone.done():
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        sequence += 1
+        result = render(item, options)
+        chunk = (
+            b"id: %d\ndata: %s\n\n" % (sequence, json_bytes(result))
+            if sse
+            else json_bytes({"result": result}) + b"\n"
+        )
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        pending = asyncio.ensure_future(_next(call))
 
 
 def _error_chunk(body: dict[str, Any], sse: bool) -> bytes:
@@ -146,35 +163,20 @@ async def serve_websocket(transcoder: Transcoder, scope: ASGIScope, receive: Rec
     headers = request_headers(scope)
     offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     token = next((p[len(_WS_BEARER) :] for p in offered if p.startswith(_WS_BEARER)), None)
+    if token is not None and WS_PROTOCOL not in offered:
+        await send({"type": "websocket.close", "code": 1002})  # bearer.<key> without mediasuite.v1
+        return
     accept: dict[str, Any] = {"type": "websocket.accept"}
     if WS_PROTOCOL in offered:
         accept["subprotocol"] = WS_PROTOCOL
-    elif token is not None:
-        await send({"type": "websocket.close", "code": 1002})  # bearer.<key> without mediasuite.v1
-        return
     await send(accept)
-    raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
     try:
-        found = transcoder.match("GET", raw_path)
-        if not found.route.server_streaming:
-            raise ApiError(
-                400,
-                error_body(code_pb2.INVALID_ARGUMENT, f"{raw_path} is not a stream; call it over plain HTTP"),
-            )
-        principal = transcoder.authorize(found.route, headers, token)
-        body = b""
-        if found.route.body:
-            first = await receive()
-            if first["type"] != "websocket.receive":
-                return
-            body = (first.get("text") or "").encode() or first.get("bytes") or b""
-            if len(body) > transcoder.settings.max_body_bytes:
-                raise transcoder._too_large(len(body))
-        prepared = transcoder.prepare(found, scope, headers, body, principal)
+        prepared = await _ws_prepare(transcoder, scope, receive, headers, token)
     except ApiError as error:
         await _ws_close_with_error(send, error.status, error.body)
         return
-    options = transcoder.settings.json
+    if prepared is None:
+        return
     call = transcoder.upstreams.call(prepared.route)(
         prepared.request, timeout=prepared.timeout, metadata=prepared.metadata
     )
@@ -182,24 +184,51 @@ async def serve_websocket(transcoder: Transcoder, scope: ASGIScope, receive: Rec
     gone.add_done_callback(lambda _: call.cancel())
     try:
         with transcoder.span(scope, prepared.route, headers):
-            while True:
-                try:
-                    item = await _next(call)
-                except grpc.aio.AioRpcError as error:
-                    status, body_json = from_rpc_error(error)
-                    await _ws_close_with_error(send, status, body_json)
-                    return
-                except asyncio.CancelledError:
-                    if gone.done():
-                        return
-                    raise
-                if isinstance(item, _End):
-                    await send({"type": "websocket.close", "code": 1000})
-                    return
-                await send({"type": "websocket.send", "text": json_bytes({"result": render(item, options)}).decode()})
+            await _ws_relay(transcoder, call, gone, send)
     finally:
         gone.cancel()
         call.cancel()
+
+
+async def _ws_prepare(
+    transcoder: Transcoder, scope: ASGIScope, receive: Receive, headers: dict[str, str], token: str | None
+) -> Prepared | None:
+    """Match, authorize and build the request (the body, if any, is the first text frame)."""
+    raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+    found = transcoder.match("GET", raw_path)
+    if not found.route.server_streaming:
+        raise ApiError(
+            400, error_body(code_pb2.INVALID_ARGUMENT, f"{raw_path} is not a stream; call it over plain HTTP")
+        )
+    principal = transcoder.authorize(found.route, headers, token)
+    body = b""
+    if found.route.body:
+        first = await receive()
+        if first["type"] != "websocket.receive":
+            return None
+        body = (first.get("text") or "").encode() or first.get("bytes") or b""
+        if len(body) > transcoder.settings.max_body_bytes:
+            raise transcoder.too_large(len(body))
+    return transcoder.prepare(found, scope, headers, body, principal)
+
+
+async def _ws_relay(transcoder: Transcoder, call: Any, gone: asyncio.Future[None], send: Send) -> None:
+    options = transcoder.settings.json
+    while True:
+        try:
+            item = await _next(call)
+        except grpc.aio.AioRpcError as error:
+            status, body = from_rpc_error(error)
+            await _ws_close_with_error(send, status, body)
+            return
+        except asyncio.CancelledError:
+            if gone.done():
+                return
+            raise
+        if isinstance(item, _End):
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        await send({"type": "websocket.send", "text": json_bytes({"result": render(item, options)}).decode()})
 
 
 async def _ws_close_with_error(send: Send, status: int, body: dict[str, Any]) -> None:

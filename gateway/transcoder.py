@@ -55,7 +55,9 @@ _JSON = b"application/json"
 class ApiError(Exception):
     """An HTTP error answered before (or instead of) a call: status, error body, extra headers."""
 
-    def __init__(self, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(
+        self, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         super().__init__(body.get("message", ""))
         self.status = status
         self.body = body
@@ -126,7 +128,9 @@ def parse_timeout(text: str, maximum: float) -> float:
     match = _TIMEOUT.match(text.strip())
     if match is None:
         raise ApiError(
-            *bad_request("Grpc-Timeout", f'expected digits and a unit H, M, S, m, u or n ("5S", "250m"), got {text!r}')
+            *bad_request(
+                "Grpc-Timeout", f'expected digits and a unit H, M, S, m, u or n ("5S", "250m"), got {text!r}'
+            )
         )
     seconds = int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
     if seconds > maximum:
@@ -245,7 +249,7 @@ class Transcoder:
         limit = self.settings.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise self._too_large(int(declared))
+            raise self.too_large(int(declared))
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -255,18 +259,24 @@ class Transcoder:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise self._too_large(size)
+                raise self.too_large(size)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _too_large(self, size: int) -> ApiError:
+    def too_large(self, size: int) -> ApiError:
+        """413 naming the body limit and its variable."""
         limit = self.settings.max_body_bytes
-        status, body = error_info(
+        _, body = error_info(
             code_pb2.RESOURCE_EXHAUSTED,
             f"request body ({size} bytes) exceeds the limit GATEWAY_MAX_BODY_BYTES={limit}",
             "LIMIT_EXCEEDED",
-            {"limit": "max_body_bytes", "maximum": str(limit), "actual": str(size), "env": "GATEWAY_MAX_BODY_BYTES"},
+            {
+                "limit": "max_body_bytes",
+                "maximum": str(limit),
+                "actual": str(size),
+                "env": "GATEWAY_MAX_BODY_BYTES",
+            },
         )
         return ApiError(413, body)
 
@@ -295,7 +305,9 @@ class Transcoder:
         if "grpc-timeout" in headers:
             timeout = parse_timeout(headers["grpc-timeout"], self.settings.max_deadline_seconds)
         request_id = scope.get("mediasuite.request_id", "")
-        return Prepared(route, request, timeout, self.metadata(headers, request_id, principal), principal, headers)
+        return Prepared(
+            route, request, timeout, self.metadata(headers, request_id, principal), principal, headers
+        )
 
     def span(self, scope: ASGIScope, route: Route, headers: dict[str, str]) -> Any:
         """The server span of a request, continuing the caller's trace (traceparent) when tracing is on."""

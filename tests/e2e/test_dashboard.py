@@ -23,7 +23,14 @@ from mediasuite.batch.v1 import batch_service_pb2_grpc, catalog_service_pb2_grpc
 from mediasuite.monitor.v1 import monitor_service_pb2_grpc
 from mediasuite.processing.v1 import processing_service_pb2_grpc
 from tests.conftest import ServerFactory
-from tests.support.gateway import ColourThumbnails, LiveMonitor, SmallCatalog, StepBatches, binding, running_gateway
+from tests.support.gateway import (
+    ColourThumbnails,
+    LiveMonitor,
+    SmallCatalog,
+    StepBatches,
+    binding,
+    running_gateway,
+)
 from tests.support.processes import free_port, service_process
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,6 +42,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+HAVE_CHROMIUM = CHROMIUM.exists()
 SCREENSHOTS = Path(os.environ.get("MEDIASUITE_STATE_DIR", "var")) / "screenshots"
 
 pytestmark = pytest.mark.slow
@@ -42,7 +50,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), "Chromium is missing: run `make browser` (apt-get install chromium)"
+    assert HAVE_CHROMIUM, "Chromium is missing: run `make browser` (apt-get install chromium)"
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         try:
@@ -65,30 +73,48 @@ class Console:
 
 
 async def _cpu_updates(page: Page) -> None:
-    await page.wait_for_function("document.getElementById('cpu-value').textContent.endsWith('%')", timeout=10_000)
+    await page.wait_for_function(
+        "document.getElementById('cpu-value').textContent.endsWith('%')", timeout=10_000
+    )
     first = await page.text_content("#cpu-value")
     await page.wait_for_function(
         "([first]) => document.getElementById('cpu-value').textContent !== first", arg=[first], timeout=10_000
     )
     samples = await page.get_attribute("#cpu-chart", "data-samples")
-    assert samples is not None and int(samples) >= 2
+    assert samples is not None
+    assert int(samples) >= 2
 
 
 async def test_dashboard_with_every_panel_live(grpc_server: ServerFactory, browser: Browser) -> None:
-    monitor = LiveMonitor()
+    monitor = LiveMonitor()  # type: ignore[abstract]
     bindings = [
-        binding("mediasuite.monitor.v1.MonitorService", monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server, monitor),
-        binding("mediasuite.batch.v1.CatalogService", catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server, SmallCatalog()),
+        binding(
+            "mediasuite.monitor.v1.MonitorService",
+            monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server,
+            monitor,
+        ),
+        binding(
+            "mediasuite.batch.v1.CatalogService",
+            catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server,
+            SmallCatalog(),  # type: ignore[abstract]
+        ),
         binding(
             "mediasuite.processing.v1.ProcessingService",
             processing_service_pb2_grpc.add_ProcessingServiceServicer_to_server,
-            ColourThumbnails(),
+            ColourThumbnails(),  # type: ignore[abstract]
         ),
-        binding("mediasuite.batch.v1.BatchService", batch_service_pb2_grpc.add_BatchServiceServicer_to_server, StepBatches()),
+        binding(
+            "mediasuite.batch.v1.BatchService",
+            batch_service_pb2_grpc.add_BatchServiceServicer_to_server,
+            StepBatches(),  # type: ignore[abstract]
+        ),
     ]
-    async with grpc_server(bindings) as server, running_gateway(
-        {"monitor": server.address, "batch": server.address, "processing": server.address}
-    ) as gateway:
+    async with (
+        grpc_server(bindings) as server,
+        running_gateway(
+            {"monitor": server.address, "batch": server.address, "processing": server.address}
+        ) as gateway,
+    ):
         page = await browser.new_page()
         console = Console()
         console.watch(page)
@@ -99,7 +125,9 @@ async def test_dashboard_with_every_panel_live(grpc_server: ServerFactory, brows
         assert (await page.text_content("#memory-value") or "").endswith("%")
 
         await page.wait_for_selector("#health-rows tr[data-component='processing']")
-        assert await page.text_content("#health-rows tr[data-component='processing'] td:nth-child(2)") == "down"
+        assert (
+            await page.text_content("#health-rows tr[data-component='processing'] td:nth-child(2)") == "down"
+        )
         assert await page.text_content("#health-score") == "health: 82 GOOD"
         await page.wait_for_selector("#alert-list li[data-alert-id='cpu-high']")
         assert "CPU above 85%" in (await page.text_content("#alert-list") or "")
@@ -112,7 +140,13 @@ async def test_dashboard_with_every_panel_live(grpc_server: ServerFactory, brows
 
         async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
             started = await client.post(
-                "/v1/batches", json={"spec": {"label": "tag holiday", "catalog": {"action": "CATALOG_ACTION_TAG", "tags": ["holiday"]}}}
+                "/v1/batches",
+                json={
+                    "spec": {
+                        "label": "tag holiday",
+                        "catalog": {"action": "CATALOG_ACTION_TAG", "tags": ["holiday"]},
+                    }
+                },
             )
         assert started.status_code == 200, started.text
         batch_id = started.json()["batch"]["id"]
@@ -159,7 +193,9 @@ async def test_dashboard_against_the_real_suite(tmp_path: Path, browser: Browser
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             metrics = await client.get("/v1/monitor/metrics:current")
             if metrics.status_code == 501:
-                skipped.append("CPU update: the monitor's GetCurrentMetrics answers UNIMPLEMENTED on this branch")
+                skipped.append(
+                    "CPU update: the monitor's GetCurrentMetrics answers UNIMPLEMENTED on this branch"
+                )
                 await page.wait_for_selector("#system-note:not([hidden])", timeout=15_000)
                 assert "501" in (await page.text_content("#system-note") or "")
             else:
@@ -180,9 +216,7 @@ async def test_dashboard_against_the_real_suite(tmp_path: Path, browser: Browser
         errors = list(console.errors)
         await page.close()
     # Chromium logs every non-2xx fetch; 501/503 from unfinished services are expected here, nothing else.
-    unexpected = [
-        e for e in errors if not ("Failed to load resource" in e and ("501" in e or "503" in e))
-    ]
+    unexpected = [e for e in errors if not ("Failed to load resource" in e and ("501" in e or "503" in e))]
     assert unexpected == []
     if skipped:
         pytest.skip("; ".join(skipped))

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, timestamp_pb2
@@ -29,7 +29,12 @@ from gateway.config import GatewayConfig
 from gateway.routes import RouteTable, Upstream, build_routes, suite_services
 from gateway.server import HttpServer
 from gateway.upstream import Upstreams
-from mediasuite.batch.v1 import batch_service_pb2, batch_service_pb2_grpc, catalog_service_pb2, catalog_service_pb2_grpc
+from mediasuite.batch.v1 import (
+    batch_service_pb2,
+    batch_service_pb2_grpc,
+    catalog_service_pb2,
+    catalog_service_pb2_grpc,
+)
 from mediasuite.cache.v1 import cache_service_pb2, cache_service_pb2_grpc
 from mediasuite.common.v1 import media_pb2
 from mediasuite.monitor.v1 import monitor_service_pb2, monitor_service_pb2_grpc
@@ -53,7 +58,7 @@ def gatewaytest_file() -> FileDescriptor:
         pass
     import google.api.annotations_pb2
     import google.protobuf.duration_pb2
-    import google.protobuf.wrappers_pb2  # noqa: F401 (the imports must be in the pool first)
+    import google.protobuf.wrappers_pb2
     import grpc_tools
     from grpc_tools import protoc
 
@@ -137,7 +142,9 @@ def echo_binding(state: EchoState) -> ServiceBinding:
         ECHO_SERVICE,
         {
             "Echo": grpc.unary_unary_rpc_method_handler(
-                echo, request_deserializer=request_cls.FromString, response_serializer=response_cls.SerializeToString
+                echo,
+                request_deserializer=request_cls.FromString,
+                response_serializer=response_cls.SerializeToString,
             ),
             "Count": grpc.unary_stream_rpc_method_handler(
                 count,
@@ -145,7 +152,9 @@ def echo_binding(state: EchoState) -> ServiceBinding:
                 response_serializer=count_response.SerializeToString,
             ),
             "Fail": grpc.unary_unary_rpc_method_handler(
-                fail, request_deserializer=fail_request.FromString, response_serializer=fail_response.SerializeToString
+                fail,
+                request_deserializer=fail_request.FromString,
+                response_serializer=fail_response.SerializeToString,
             ),
         },
     )
@@ -163,7 +172,7 @@ def _code(number: int) -> grpc.StatusCode:
 
 
 class EchoCache(cache_service_pb2_grpc.CacheServiceServicer):
-    """Get answers the key as value and hands the fingerprint back; Set reports sizes; Delete knows "present"."""
+    """Get answers the key as value and returns the fingerprint; Set reports sizes; Delete knows one key."""
 
     async def Get(self, request: Any, context: Any) -> cache_service_pb2.GetResponse:
         if request.namespace == "missing":
@@ -207,11 +216,17 @@ class LiveMonitor(monitor_service_pb2_grpc.MonitorServiceServicer):
             monitor_service_pb2.MetricSample(name="system.memory.percent", value=memory, unit="%", time=now),
         ]
 
-    async def GetCurrentMetrics(self, request: Any, context: Any) -> monitor_service_pb2.GetCurrentMetricsResponse:
+    async def GetCurrentMetrics(
+        self, request: Any, context: Any
+    ) -> monitor_service_pb2.GetCurrentMetricsResponse:
         samples = [s for s in self._samples() if s.name.startswith(request.prefix)]
-        return monitor_service_pb2.GetCurrentMetricsResponse(samples=samples, sampled_at=samples[0].time if samples else None)
+        return monitor_service_pb2.GetCurrentMetricsResponse(
+            samples=samples, sampled_at=samples[0].time if samples else None
+        )
 
-    async def StreamMetrics(self, request: Any, context: Any) -> AsyncIterator[monitor_service_pb2.StreamMetricsResponse]:
+    async def StreamMetrics(
+        self, request: Any, context: Any
+    ) -> AsyncIterator[monitor_service_pb2.StreamMetricsResponse]:
         interval = request.interval.ToTimedelta().total_seconds() or 1.0
         try:
             while True:
@@ -222,7 +237,9 @@ class LiveMonitor(monitor_service_pb2_grpc.MonitorServiceServicer):
             self.stream_cancelled.set()
             raise
 
-    async def GetActiveAlerts(self, request: Any, context: Any) -> monitor_service_pb2.GetActiveAlertsResponse:
+    async def GetActiveAlerts(
+        self, request: Any, context: Any
+    ) -> monitor_service_pb2.GetActiveAlertsResponse:
         return monitor_service_pb2.GetActiveAlertsResponse(
             alerts=[
                 monitor_service_pb2.Alert(
@@ -242,11 +259,18 @@ class LiveMonitor(monitor_service_pb2_grpc.MonitorServiceServicer):
             score=82.0,
             status=monitor_service_pb2.HEALTH_STATUS_GOOD,
             components=[
-                monitor_service_pb2.ComponentHealth(name="cache", target="127.0.0.1:50051", serving=True, detail="SERVING"),
                 monitor_service_pb2.ComponentHealth(
-                    name="processing", target="127.0.0.1:50052", serving=False, detail="UNAVAILABLE: connection refused"
+                    name="cache", target="127.0.0.1:50051", serving=True, detail="SERVING"
                 ),
-                monitor_service_pb2.ComponentHealth(name="batch", target="127.0.0.1:50053", serving=True, detail="SERVING"),
+                monitor_service_pb2.ComponentHealth(
+                    name="processing",
+                    target="127.0.0.1:50052",
+                    serving=False,
+                    detail="UNAVAILABLE: connection refused",
+                ),
+                monitor_service_pb2.ComponentHealth(
+                    name="batch", target="127.0.0.1:50053", serving=True, detail="SERVING"
+                ),
             ],
         )
 
@@ -261,7 +285,7 @@ def png_bytes(color: tuple[int, int, int], size: int = 48) -> bytes:
 class SmallCatalog(catalog_service_pb2_grpc.CatalogServiceServicer):
     """Six items; QueryItems pages through them."""
 
-    ITEMS = [f"photos/2024/img_{i}.jpg" for i in range(6)]
+    ITEMS: ClassVar[list[str]] = [f"photos/2024/img_{i}.jpg" for i in range(6)]
 
     async def QueryItems(self, request: Any, context: Any) -> catalog_service_pb2.QueryItemsResponse:
         size = request.page_size or 100
@@ -279,7 +303,9 @@ class ColourThumbnails(processing_service_pb2_grpc.ProcessingServiceServicer):
         shade = (sum(request.media.path.encode()) * 37) % 200
         data = png_bytes((shade, 120, 255 - shade))
         return processing_service_pb2.ThumbnailResponse(
-            output=media_pb2.Output(inline=data, media_type="image/png", size_bytes=len(data), width=48, height=48)
+            output=media_pb2.Output(
+                inline=data, media_type="image/png", size_bytes=len(data), width=48, height=48
+            )
         )
 
 
@@ -314,7 +340,9 @@ class StepBatches(batch_service_pb2_grpc.BatchServiceServicer):
             raise NotFound(f"no batch {request.batch_id!r}")
         return batch_service_pb2.GetBatchResponse(batch=self.batches[request.batch_id])
 
-    async def WatchBatch(self, request: Any, context: Any) -> AsyncIterator[batch_service_pb2.WatchBatchResponse]:
+    async def WatchBatch(
+        self, request: Any, context: Any
+    ) -> AsyncIterator[batch_service_pb2.WatchBatchResponse]:
         batch = self.batches.get(request.batch_id)
         if batch is None:
             raise NotFound(f"no batch {request.batch_id!r}")
@@ -335,7 +363,9 @@ class StepBatches(batch_service_pb2_grpc.BatchServiceServicer):
                 sequence += 1
                 yield batch_service_pb2.WatchBatchResponse(
                     event=batch_service_pb2.BatchEvent(
-                        batch_id=batch.id, sequence=sequence, finished=batch_service_pb2.BatchFinished(batch=batch)
+                        batch_id=batch.id,
+                        sequence=sequence,
+                        finished=batch_service_pb2.BatchFinished(batch=batch),
                     )
                 )
                 return
@@ -395,7 +425,9 @@ async def running_gateway(
         services.append(Upstream(echo_service(), "echo"))
         addresses["echo"] = upstreams["echo"]
     table = build_routes(services)
-    clients = Upstreams(addresses, telemetry=telemetry, deadline_seconds=config.server.client_deadline_seconds)
+    clients = Upstreams(
+        addresses, telemetry=telemetry, deadline_seconds=config.server.client_deadline_seconds
+    )
     built = create_app(config, telemetry=telemetry, table=table, upstreams=clients)
     http = HttpServer(built.asgi, config.http_listen, grace_seconds=1)
     await http.start()

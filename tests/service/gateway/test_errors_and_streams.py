@@ -14,7 +14,14 @@ import websockets
 
 from mediasuite.monitor.v1 import monitor_service_pb2_grpc
 from tests.conftest import ServerFactory
-from tests.support.gateway import EchoState, LiveMonitor, RunningGateway, binding, echo_binding, running_gateway
+from tests.support.gateway import (
+    EchoState,
+    LiveMonitor,
+    RunningGateway,
+    binding,
+    echo_binding,
+    running_gateway,
+)
 
 # grpc-gateway's runtime.HTTPStatusFromCode, written out independently of the implementation.
 EXPECTED = {
@@ -47,14 +54,19 @@ class Setup:
 @pytest.fixture
 async def setup(grpc_server: ServerFactory) -> AsyncIterator[Setup]:
     state = EchoState()
-    monitor = LiveMonitor()
+    monitor = LiveMonitor()  # type: ignore[abstract]
     bindings = [
         echo_binding(state),
-        binding("mediasuite.monitor.v1.MonitorService", monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server, monitor),
+        binding(
+            "mediasuite.monitor.v1.MonitorService",
+            monitor_service_pb2_grpc.add_MonitorServiceServicer_to_server,
+            monitor,
+        ),
     ]
-    async with grpc_server(bindings) as server, running_gateway(
-        {"echo": server.address, "monitor": server.address}, echo=True
-    ) as running:
+    async with (
+        grpc_server(bindings) as server,
+        running_gateway({"echo": server.address, "monitor": server.address}, echo=True) as running,
+    ):
         yield Setup(running, state, monitor)
 
 
@@ -125,7 +137,9 @@ async def test_sse_delivers_every_event_in_order(setup: Setup) -> None:
 async def test_sse_error_event(setup: Setup) -> None:
     async with httpx.AsyncClient(base_url=setup.gateway.url, timeout=10) as client:
         reply = await client.post(
-            "/v1/count", json={"n": 5, "failAfter": 2, "failCode": 14}, headers={"accept": "text/event-stream"}
+            "/v1/count",
+            json={"n": 5, "failAfter": 2, "failCode": 14},
+            headers={"accept": "text/event-stream"},
         )
     events = [block for block in reply.text.split("\n\n") if block.strip()]
     assert len(events) == 3
@@ -134,15 +148,17 @@ async def test_sse_error_event(setup: Setup) -> None:
 
 
 async def test_disconnecting_cancels_the_grpc_stream(setup: Setup) -> None:
-    async with httpx.AsyncClient(base_url=setup.gateway.url, timeout=10) as client:
-        async with client.stream("GET", "/v1/count/0", params={"interval": "0.02s"}) as reply:
-            assert reply.status_code == 200
-            received = 0
-            async for line in reply.aiter_lines():
-                assert json.loads(line) == {"result": {"index": received + 1}}
-                received += 1
-                if received == 3:
-                    break
+    async with (
+        httpx.AsyncClient(base_url=setup.gateway.url, timeout=10) as client,
+        client.stream("GET", "/v1/count/0", params={"interval": "0.02s"}) as reply,
+    ):
+        assert reply.status_code == 200
+        received = 0
+        async for line in reply.aiter_lines():
+            assert json.loads(line) == {"result": {"index": received + 1}}
+            received += 1
+            if received == 3:
+                break
         # leaving the block closes the connection
     await asyncio.wait_for(setup.state.cancelled.wait(), 10)
     sent = len(setup.state.sent)
@@ -151,14 +167,19 @@ async def test_disconnecting_cancels_the_grpc_stream(setup: Setup) -> None:
 
 
 async def test_disconnecting_an_sse_stream_cancels_it_too(setup: Setup) -> None:
-    async with httpx.AsyncClient(base_url=setup.gateway.url, timeout=10) as client:
-        async with client.stream(
-            "GET", "/v1/monitor/metrics:stream", params={"interval": "0.05s"}, headers={"accept": "text/event-stream"}
-        ) as reply:
-            async for line in reply.aiter_lines():
-                if line.startswith("data: "):
-                    assert json.loads(line[6:])["samples"][0]["name"] == "system.cpu.percent"
-                    break
+    async with (
+        httpx.AsyncClient(base_url=setup.gateway.url, timeout=10) as client,
+        client.stream(
+            "GET",
+            "/v1/monitor/metrics:stream",
+            params={"interval": "0.05s"},
+            headers={"accept": "text/event-stream"},
+        ) as reply,
+    ):
+        async for line in reply.aiter_lines():
+            if line.startswith("data: "):
+                assert json.loads(line[6:])["samples"][0]["name"] == "system.cpu.percent"
+                break
     await asyncio.wait_for(setup.monitor.stream_cancelled.wait(), 10)
 
 

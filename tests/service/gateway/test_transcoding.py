@@ -22,11 +22,16 @@ from tests.support.gateway import EchoCache, EchoState, RunningGateway, binding,
 async def gateway(grpc_server: ServerFactory) -> AsyncIterator[RunningGateway]:
     bindings = [
         echo_binding(EchoState()),
-        binding("mediasuite.cache.v1.CacheService", cache_service_pb2_grpc.add_CacheServiceServicer_to_server, EchoCache()),
+        binding(
+            "mediasuite.cache.v1.CacheService",
+            cache_service_pb2_grpc.add_CacheServiceServicer_to_server,
+            EchoCache(),  # type: ignore[abstract]
+        ),
     ]
-    async with grpc_server(bindings) as server, running_gateway(
-        {"echo": server.address, "cache": server.address}, echo=True
-    ) as running:
+    async with (
+        grpc_server(bindings) as server,
+        running_gateway({"echo": server.address, "cache": server.address}, echo=True) as running,
+    ):
         yield running
 
 
@@ -38,14 +43,26 @@ async def client(gateway: RunningGateway) -> AsyncIterator[httpx.AsyncClient]:
 
 def test_route_table_comes_from_the_annotations(gateway: RunningGateway) -> None:
     lines = gateway.table.describe().splitlines()
-    assert "GET    /v1/shelves/{shelf.name}/books/{book.path=**} -> gatewaytest.v1.EchoService.Echo (read)" in lines
+    assert (
+        "GET    /v1/shelves/{shelf.name}/books/{book.path=**} -> gatewaytest.v1.EchoService.Echo (read)"
+        in lines
+    )
     assert "GET    /v1/echo/{shelf.name=shelves/*} -> gatewaytest.v1.EchoService.Echo (read)" in lines
-    assert "PUT    /v1/shelves/{shelf.name}/book -> gatewaytest.v1.EchoService.Echo (admin) [body=book]" in lines
-    assert "GET    /v1/echo/{shelf.name}:labels -> gatewaytest.v1.EchoService.Echo (read) [response_body=labels]" in lines
+    assert (
+        "PUT    /v1/shelves/{shelf.name}/book -> gatewaytest.v1.EchoService.Echo (admin) [body=book]" in lines
+    )
+    assert (
+        "GET    /v1/echo/{shelf.name}:labels -> gatewaytest.v1.EchoService.Echo (read) [response_body=labels]"
+        in lines
+    )
     assert "GET    /v1/count/{n} -> gatewaytest.v1.EchoService.Count (read) [stream]" in lines
-    assert "GET    /v1/cache/namespaces/{namespace}/entries/{key} -> mediasuite.cache.v1.CacheService.Get (read)" in lines
-    assert "PUT    /v1/cache/namespaces/{namespace}/entries/{key} -> mediasuite.cache.v1.CacheService.Set (admin) [body=*]" in lines
-    assert "DELETE /v1/cache/namespaces/{namespace}/entries/{key} -> mediasuite.cache.v1.CacheService.Delete (admin)" in lines
+    assert (
+        "GET    /v1/cache/namespaces/{namespace}/entries/{key} -> mediasuite.cache.v1.CacheService.Get (read)"
+        in lines
+    )
+    cache_entry = "/v1/cache/namespaces/{namespace}/entries/{key} -> mediasuite.cache.v1.CacheService"
+    assert f"PUT    {cache_entry}.Set (admin) [body=*]" in lines
+    assert f"DELETE {cache_entry}.Delete (admin)" in lines
     # client-streaming and unannotated RPCs get no route
     assert not any("Warm" in line or "GetOrLease" in line for line in lines)
 
@@ -137,7 +154,8 @@ async def test_body_star_and_body_field(client: httpx.AsyncClient) -> None:
     assert reply.json()["request"]["a"] == "first"
 
     reply = await client.put(
-        "/v1/shelves/classics/book?pageSize=4", json={"path": "odyssey.txt", "kind": "KIND_POEM", "tags": ["epic"]}
+        "/v1/shelves/classics/book?pageSize=4",
+        json={"path": "odyssey.txt", "kind": "KIND_POEM", "tags": ["epic"]},
     )
     assert reply.status_code == 200, reply.text
     request = reply.json()["request"]
@@ -158,6 +176,9 @@ async def test_unknown_fields_and_wrong_types_are_400_naming_the_field(client: h
         (("POST", "/v1/echo:body", dict(json={"pageSize": "ten"})), "pageSize"),
         (("POST", "/v1/echo:body", dict(json={"pageSize": 2**40})), "pageSize"),
         (("POST", "/v1/echo:body", dict(json={"verbose": "yes"})), "verbose"),
+        (("POST", "/v1/echo:body", dict(json={"ratio": "abc"})), "ratio"),
+        (("POST", "/v1/echo:body", dict(json={"ratio": True})), "ratio"),
+        (("GET", "/v1/echo", dict(params={"ratio": "1e999"})), "ratio"),
         (("POST", "/v1/echo:body", dict(json={"ids": [1, "x"]})), "ids[1]"),
         (("POST", "/v1/echo:body", dict(json={"kind": "KIND_SONG"})), "kind"),
         (("POST", "/v1/echo:body", dict(json={"blob": "not base64!"})), "blob"),

@@ -43,6 +43,7 @@ def test_path_overrides_the_body() -> None:
         query=[],
         body=b'{"key": "from-body", "contentType": "x"}',
     )
+    assert isinstance(message, cache_service_pb2.SetRequest)
     assert message.key == "from-path"
     assert message.content_type == "x"
 
@@ -55,6 +56,7 @@ def test_enum_filters_and_nested_errors() -> None:
         query=[],
         body=b'{"filter": {"statuses": ["REVIEW_STATUS_APPROVED", 3], "since": "2024-01-01T00:00:00Z"}}',
     )
+    assert isinstance(message, catalog_service_pb2.QueryItemsRequest)
     assert list(message.filter.statuses) == [2, 3]
     with pytest.raises(RequestError) as error:
         build_request(
@@ -81,11 +83,16 @@ def test_any_json_body_is_accepted_or_refused_with_a_field_never_crashes(value: 
     body = json.dumps({"filter": value, "pageSize": value} if isinstance(value, dict) else value).encode()
     try:
         build_request(
-            catalog_service_pb2.QueryItemsRequest.DESCRIPTOR, body_field="*", path_params={}, query=[], body=body
+            catalog_service_pb2.QueryItemsRequest.DESCRIPTOR,
+            body_field="*",
+            path_params={},
+            query=[],
+            body=body,
         )
     except RequestError as error:
-        assert error.field
-        assert error.description
+        refused = error
+        assert refused.field, refused
+        assert refused.description
 
 
 def test_render_names_and_response_body() -> None:
@@ -99,15 +106,25 @@ def test_render_names_and_response_body() -> None:
 
 def test_keys_are_stored_hashed_and_checked() -> None:
     key = new_key()
-    assert key.startswith("msk_") and len(key) > 40
-    entries = parse_key_entries(f"# ops keys\nops:admin:{hash_key(key)}\n\nci:read:{hash_key('other')}", "test")
+    assert key.startswith("msk_")
+    assert len(key) > 40
+    entries = parse_key_entries(
+        f"# ops keys\nops:admin:{hash_key(key)}\n\nci:read:{hash_key('other')}", "test"
+    )
     assert [(e.name, e.scope) for e in entries] == [("ops", Scope.ADMIN), ("ci", Scope.READ)]
     store = KeyStore(entries)
     principal = store.authenticate(key)
-    assert principal is not None and principal.name == "ops" and principal.scope is Scope.ADMIN
+    assert principal is not None
+    assert principal.name == "ops"
+    assert principal.scope is Scope.ADMIN
     assert store.authenticate(key + "x") is None
     assert store.authenticate("") is None
-    for bad in ("ops:admin:" + key, "ops:root:" + hash_key(key), "ops:admin:sha256:abc", f"a:read:{hash_key('1')},a:read:{hash_key('2')}"):
+    for bad in (
+        "ops:admin:" + key,
+        "ops:root:" + hash_key(key),
+        "ops:admin:sha256:abc",
+        f"a:read:{hash_key('1')},a:read:{hash_key('2')}",
+    ):
         with pytest.raises(KeyFormatError):
             parse_key_entries(bad, "test")
 
@@ -152,16 +169,18 @@ def test_non_loopback_without_keys_is_allowed_only_when_auth_is_off() -> None:
 @pytest.mark.parametrize("auth", [True, False])
 def test_openapi_document_is_valid(auth: bool) -> None:
     document = build_openapi(build_routes(suite_services()), auth=auth)
-    validate(document)  # type: ignore[arg-type]
+    validate(document)
     operations = [op for path in document["paths"].values() for op in path.values()]
     assert len(operations) == len(build_routes(suite_services()).routes)
     assert len({op["operationId"] for op in operations}) == len(operations)
     get = document["paths"]["/v1/cache/namespaces/{namespace}/entries/{key}"]["get"]
     names = [p["name"] for p in get["parameters"]]
     assert names[:2] == ["namespace", "key"]
-    assert "fingerprint.sizeBytes" in names and "verifySource" in names
+    assert "fingerprint.sizeBytes" in names
+    assert "verifySource" in names
     assert ("security" in get) is auth
     put = document["paths"]["/v1/cache/namespaces/{namespace}/entries/{key}"]["put"]
     body = put["requestBody"]["content"]["application/json"]["schema"]["properties"]
-    assert "value" in body and "key" not in body, "path fields are not part of the body schema"
+    assert "value" in body
+    assert "key" not in body, "path fields are not part of the body schema"
     assert put["x-mediasuite-scope"] == "admin"

@@ -53,9 +53,11 @@ def test_suite_routes_prefer_verbs_and_report_405() -> None:
     assert found.route.method.name == "WatchBatch"
     assert found.path_params == {"batch_id": "b1"}
     found = table.match("GET", "/v1/batches/b1")
-    assert found is not None and found.route.method.name == "GetBatch"
+    assert found is not None
+    assert found.route.method.name == "GetBatch"
     found = table.match("GET", "/v1/monitor/metrics:current")
-    assert found is not None and found.route.method.name == "GetCurrentMetrics"
+    assert found is not None
+    assert found.route.method.name == "GetCurrentMetrics"
     with pytest.raises(MethodNotAllowed) as error:
         table.match("POST", "/v1/batches/b1")
     assert error.value.allowed == ("GET",)
@@ -72,4 +74,5 @@ def test_scopes_follow_the_method_and_the_read_only_list() -> None:
     # every name in the list is a real RPC
     methods = {m.full_name for u in suite_services() for m in u.service.methods}
     assert methods >= READ_ONLY_RPCS
-    assert Scope.ADMIN.allows(Scope.READ) and not Scope.READ.allows(Scope.ADMIN)
+    assert Scope.ADMIN.allows(Scope.READ)
+    assert not Scope.READ.allows(Scope.ADMIN)
