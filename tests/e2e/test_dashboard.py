@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from mediasuite.batch.v1 import batch_service_pb2_grpc, catalog_service_pb2_grpc
 from mediasuite.monitor.v1 import monitor_service_pb2_grpc
@@ -73,13 +74,11 @@ class Console:
 
 
 async def _cpu_updates(page: Page) -> None:
-    await page.wait_for_function(
-        "document.getElementById('cpu-value').textContent.endsWith('%')", timeout=10_000
-    )
-    first = await page.text_content("#cpu-value")
-    await page.wait_for_function(
-        "([first]) => document.getElementById('cpu-value').textContent !== first", arg=[first], timeout=10_000
-    )
+    # expect() polls from Playwright's own world: the page's CSP forbids eval, so no wait_for_function
+    cpu = page.locator("#cpu-value")
+    await expect(cpu).to_have_text(re.compile(r"^[0-9.]+%$"), timeout=10_000)
+    first = await cpu.text_content()
+    await expect(cpu).not_to_have_text(first or "", timeout=10_000)
     samples = await page.get_attribute("#cpu-chart", "data-samples")
     assert samples is not None
     assert int(samples) >= 2
@@ -132,9 +131,7 @@ async def test_dashboard_with_every_panel_live(grpc_server: ServerFactory, brows
         await page.wait_for_selector("#alert-list li[data-alert-id='cpu-high']")
         assert "CPU above 85%" in (await page.text_content("#alert-list") or "")
 
-        await page.wait_for_function(
-            "document.querySelectorAll('#thumb-grid img[data-loaded=\"true\"]').length === 6", timeout=10_000
-        )
+        await expect(page.locator("#thumb-grid img[data-loaded='true']")).to_have_count(6, timeout=10_000)
         widths = await page.eval_on_selector_all("#thumb-grid img", "imgs => imgs.map(i => i.naturalWidth)")
         assert widths == [48] * 6, "real PNGs decoded by the browser"
 
