@@ -8,6 +8,7 @@ from a fixed in-memory table built at start from ``gateway/static``: a name not 
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import re
 import uuid
@@ -27,11 +28,22 @@ from gateway.codec import JsonOptions
 from gateway.config import GatewayConfig
 from gateway.openapi import build_openapi
 from gateway.routes import RouteTable, build_routes, suite_services
-from gateway.transcoder import ASGIScope, Receive, Send, Transcoder, TranscoderSettings, json_bytes
+from gateway.status import error_body
+from gateway.transcoder import (
+    ASGIScope,
+    Receive,
+    Send,
+    Transcoder,
+    TranscoderSettings,
+    json_bytes,
+    send_json,
+)
 from gateway.upstream import Upstreams
 from services.runtime.telemetry import Telemetry
 
 __all__ = ["Gateway", "HttpGateway", "StaticFiles", "create_app", "load_static"]
+
+log = logging.getLogger("mediasuite.gateway")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -103,9 +115,12 @@ class Gateway:
             request_id = uuid.uuid4().hex
         scope["mediasuite.request_id"] = request_id
         rid = request_id.encode()
+        started = False
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
             if message["type"] in ("http.response.start", "websocket.accept"):
+                started = True
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 headers.append((b"x-request-id", rid))
@@ -114,7 +129,23 @@ class Gateway:
             await send(message)
 
         target = self.transcoder if scope["path"].startswith(_API_PREFIX) else self.pages
-        await target(scope, receive, send_with_headers)
+        try:
+            await target(scope, receive, send_with_headers)
+        except Exception as error:
+            # A bug, not a caller's mistake: log the traceback under an id, answer 500 with the id only.
+            error_id = uuid.uuid4().hex[:12]
+            log.error(
+                "unhandled error in %s %s (error id %s)",
+                scope.get("method", "WEBSOCKET"),
+                scope["path"],
+                error_id,
+                exc_info=error,
+                extra={"fields": {"error_id": error_id, "request_id": request_id}},
+            )
+            if started or scope["type"] != "http":
+                raise
+            body = error_body(13, f"internal error (error id {error_id}); the gateway logged the details")
+            await send_json(send_with_headers, 500, body)
 
 
 def _pages(static: StaticFiles, openapi: bytes, table: RouteTable) -> Starlette:

@@ -15,13 +15,16 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from gateway.app import create_app
 from gateway.auth import hash_key
+from gateway.routes import Upstream, build_routes
+from gateway.upstream import Upstreams
 from mediasuite.cache.v1 import cache_service_pb2_grpc
 from services.runtime.server import ServiceBinding
 from services.runtime.telemetry import Telemetry
 from tests.conftest import ServerFactory
 from tests.support.fakes import SleepyCache
-from tests.support.gateway import EchoState, echo_binding, running_gateway
+from tests.support.gateway import EchoState, echo_binding, echo_service, gateway_config, running_gateway
 
 READ_KEY = "msk_read-key-for-tests-0123456789abcdef"
 ADMIN_KEY = "msk_admin-key-for-tests-0123456789abcdef"
@@ -281,3 +284,22 @@ async def test_pages_have_security_headers_and_static_files_cannot_escape(upstre
             reply = await client.get(path)
             assert reply.status_code == 404, path
             assert "import" not in reply.text
+
+
+async def test_a_gateway_bug_is_500_with_an_error_id_and_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A route whose upstream has no address: a configuration bug the gateway cannot recover from.
+    table = build_routes([Upstream(echo_service(), "nowhere")])
+    built = create_app(gateway_config(), table=table, upstreams=Upstreams({}))
+    transport = httpx.ASGITransport(app=built.asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        reply = await client.get("/v1/echo")
+    assert reply.status_code == 500
+    body = reply.json()
+    assert body["code"] == 13
+    error_id = re.search(r"error id ([0-9a-f]{12})", body["message"])
+    assert error_id is not None
+    assert "Traceback" not in reply.text
+    assert "nowhere" not in reply.text
+    assert any(error_id.group(1) in record.getMessage() and record.exc_info for record in caplog.records)
