@@ -483,6 +483,8 @@ def decode_body(raw: bytes) -> Any:
         return json.loads(raw)
     except UnicodeDecodeError:
         raise RequestError("body", "is not UTF-8 text") from None
+    except RecursionError:
+        raise RequestError("body", "is nested too deeply") from None
     except json.JSONDecodeError as error:
         raise RequestError(
             "body", f"is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
@@ -524,12 +526,14 @@ def build_request(
     for dotted, text in path_params.items():
         chain = _resolve(descriptor, dotted)
         _set(request, chain, _text_value(text, chain[-1], dotted))  # the path overrides the body
-    check_json(request, descriptor)
     message = message_class(descriptor)()
     try:
+        check_json(request, descriptor)
         json_format.ParseDict(request, message)
     except json_format.ParseError as error:
         raise RequestError("body", str(error).split("\n", 1)[0]) from None
+    except RecursionError:
+        raise RequestError("body", "is nested too deeply") from None
     return message
 
 

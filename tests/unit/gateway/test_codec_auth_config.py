@@ -95,6 +95,21 @@ def test_any_json_body_is_accepted_or_refused_with_a_field_never_crashes(value: 
         assert refused.description
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"filter": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"filter": {"tags": ' + b"[" * 5_000 + b"]" * 5_000 + b"}}",
+    ],
+)
+def test_deeply_nested_bodies_are_400_not_a_crash(body: bytes) -> None:
+    with pytest.raises(RequestError) as error:
+        build_request(
+            catalog_service_pb2.QueryItemsRequest.DESCRIPTOR, body_field="*", path_params={}, query=[], body=body
+        )
+    assert error.value.field.startswith(("body", "filter"))
+
+
 def test_render_names_and_response_body() -> None:
     reply = cache_service_pb2.GetResponse(found=True, info=cache_service_pb2.EntryInfo(raw_bytes=5))
     assert render(reply, JsonOptions())["info"]["rawBytes"] == "5"
