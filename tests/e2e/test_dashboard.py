@@ -30,6 +30,7 @@ from tests.support.gateway import (
     SmallCatalog,
     StepBatches,
     binding,
+    make,
     running_gateway,
 )
 from tests.support.processes import free_port, service_process
@@ -85,7 +86,7 @@ async def _cpu_updates(page: Page) -> None:
 
 
 async def test_dashboard_with_every_panel_live(grpc_server: ServerFactory, browser: Browser) -> None:
-    monitor = LiveMonitor()  # type: ignore[abstract]
+    monitor = make(LiveMonitor)
     bindings = [
         binding(
             "mediasuite.monitor.v1.MonitorService",
@@ -95,17 +96,17 @@ async def test_dashboard_with_every_panel_live(grpc_server: ServerFactory, brows
         binding(
             "mediasuite.batch.v1.CatalogService",
             catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server,
-            SmallCatalog(),  # type: ignore[abstract]
+            make(SmallCatalog),
         ),
         binding(
             "mediasuite.processing.v1.ProcessingService",
             processing_service_pb2_grpc.add_ProcessingServiceServicer_to_server,
-            ColourThumbnails(),  # type: ignore[abstract]
+            make(ColourThumbnails),
         ),
         binding(
             "mediasuite.batch.v1.BatchService",
             batch_service_pb2_grpc.add_BatchServiceServicer_to_server,
-            StepBatches(),  # type: ignore[abstract]
+            make(StepBatches),
         ),
     ]
     async with (

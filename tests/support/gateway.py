@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import io
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cache, partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, timestamp_pb2
@@ -370,6 +370,14 @@ class StepBatches(batch_service_pb2_grpc.BatchServiceServicer):
                 )
                 return
             await asyncio.sleep(0.05)
+
+
+T = TypeVar("T")
+
+
+def make(servicer_class: Callable[..., T], *args: Any) -> T:
+    """A test servicer that implements only some RPCs (the others answer UNIMPLEMENTED)."""
+    return servicer_class(*args)
 
 
 def binding(name: str, add: Any, servicer: Any) -> ServiceBinding:

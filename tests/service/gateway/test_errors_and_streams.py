@@ -20,6 +20,7 @@ from tests.support.gateway import (
     RunningGateway,
     binding,
     echo_binding,
+    make,
     running_gateway,
 )
 
@@ -54,7 +55,7 @@ class Setup:
 @pytest.fixture
 async def setup(grpc_server: ServerFactory) -> AsyncIterator[Setup]:
     state = EchoState()
-    monitor = LiveMonitor()  # type: ignore[abstract]
+    monitor = make(LiveMonitor)
     bindings = [
         echo_binding(state),
         binding(

@@ -15,7 +15,15 @@ import pytest
 
 from mediasuite.cache.v1 import cache_service_pb2_grpc
 from tests.conftest import ServerFactory
-from tests.support.gateway import EchoCache, EchoState, RunningGateway, binding, echo_binding, running_gateway
+from tests.support.gateway import (
+    EchoCache,
+    EchoState,
+    RunningGateway,
+    binding,
+    echo_binding,
+    make,
+    running_gateway,
+)
 
 
 @pytest.fixture
@@ -25,7 +33,7 @@ async def gateway(grpc_server: ServerFactory) -> AsyncIterator[RunningGateway]:
         binding(
             "mediasuite.cache.v1.CacheService",
             cache_service_pb2_grpc.add_CacheServiceServicer_to_server,
-            EchoCache(),  # type: ignore[abstract]
+            make(EchoCache),
         ),
     ]
     async with (

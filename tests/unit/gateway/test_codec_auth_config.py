@@ -105,7 +105,11 @@ def test_any_json_body_is_accepted_or_refused_with_a_field_never_crashes(value: 
 def test_deeply_nested_bodies_are_400_not_a_crash(body: bytes) -> None:
     with pytest.raises(RequestError) as error:
         build_request(
-            catalog_service_pb2.QueryItemsRequest.DESCRIPTOR, body_field="*", path_params={}, query=[], body=body
+            catalog_service_pb2.QueryItemsRequest.DESCRIPTOR,
+            body_field="*",
+            path_params={},
+            query=[],
+            body=body,
         )
     assert error.value.field.startswith(("body", "filter"))
 
