@@ -234,8 +234,10 @@ class Transcoder:
         elif not self.settings.auth:
             pairs["mediasuite-scope"] = str(Scope.ADMIN)
         for name in self.settings.forward_headers:
-            if name in headers and name not in excluded:
-                pairs[name] = _metadata_value(name, headers[name])
+            value = headers.get(name)
+            # gRPC metadata is printable ASCII: a header that is not is left out (the caller did not ask)
+            if value is not None and name not in excluded and value.isascii() and value.isprintable():
+                pairs[name] = value
         for name, value in headers.items():
             if name.startswith("grpc-metadata-"):
                 key = name.removeprefix("grpc-metadata-")
