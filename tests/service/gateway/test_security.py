@@ -124,11 +124,12 @@ async def test_deadline_forwarded_as_grpc_timeout(upstream: str) -> None:
         httpx.AsyncClient(base_url=gateway.url, timeout=10) as client,
     ):
         reply = await client.get("/v1/echo", headers={"grpc-timeout": "2S"})
+        assert reply.status_code == 200, reply.text
         remaining = float(reply.json()["metadata"]["test-deadline-remaining"])
         assert 0 < remaining <= 2.0
 
         reply = await client.get("/v1/cache/namespaces/n/entries/5", headers={"grpc-timeout": "200m"})
-        assert reply.status_code == 504
+        assert reply.status_code == 504, reply.text
         assert reply.json()["code"] == 4
 
         reply = await client.get("/v1/echo", headers={"grpc-timeout": "soon"})
