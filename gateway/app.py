@@ -27,6 +27,7 @@ from gateway.auth import KeyStore
 from gateway.codec import JsonOptions
 from gateway.config import GatewayConfig
 from gateway.openapi import build_openapi
+from gateway.protodocs import docs_for
 from gateway.routes import RouteTable, build_routes, suite_services
 from gateway.status import error_body
 from gateway.transcoder import (
@@ -228,7 +229,12 @@ def create_app(
         sse_keepalive_seconds=config.sse_keepalive_seconds,
     )
     transcoder = Transcoder(table, upstreams, KeyStore(config.keys), settings, telemetry)
-    openapi = json_bytes(build_openapi(table, auth=config.auth, proto_names=config.json_proto_names))
+    docs = docs_for(
+        {r.method.containing_service.full_name: r.method.containing_service for r in table.routes}.values()
+    )
+    openapi = json_bytes(
+        build_openapi(table, auth=config.auth, proto_names=config.json_proto_names, docs=docs)
+    )
     app: Any = Gateway(transcoder, _pages(static or load_static(), openapi, table))
     if config.cors_origins:
         app = CORSMiddleware(

@@ -14,6 +14,7 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from gateway.protodocs import ProtoDocs
 from gateway.routes import Route, RouteTable
 
 __all__ = ["ERROR_SCHEMA", "build_openapi"]
@@ -80,9 +81,15 @@ _WRAPPERS = {
 class _Schemas:
     """Component schemas, one per message, added as they are referenced."""
 
-    def __init__(self, proto_names: bool) -> None:
+    def __init__(self, proto_names: bool, docs: ProtoDocs) -> None:
         self.proto_names = proto_names
+        self.docs = docs
         self.components: dict[str, Any] = {}
+
+    def described(self, schema: dict[str, Any], key: str) -> dict[str, Any]:
+        """The schema with the proto comment of ``key`` as its description (when there is one)."""
+        text = self.docs.get(key)
+        return {**schema, "description": text} if text else schema
 
     def name(self, field: FieldDescriptor) -> str:
         return field.name if self.proto_names else field.json_name
@@ -100,12 +107,16 @@ class _Schemas:
         return {"$ref": f"#/components/schemas/{full}"}
 
     def object(self, descriptor: Descriptor, fields: Iterable[FieldDescriptor]) -> dict[str, Any]:
-        return {
+        schema = {
             "type": "object",
             "title": descriptor.name,
-            "properties": {self.name(f): self.field(f) for f in fields},
+            "properties": {
+                self.name(f): self.described(self.field(f), f"{descriptor.full_name}.{f.name}")
+                for f in fields
+            },
             "additionalProperties": False,
         }
+        return self.described(schema, descriptor.full_name)
 
     def field(self, field: FieldDescriptor) -> dict[str, Any]:
         message = field.message_type
@@ -174,6 +185,9 @@ def _query_parameters(
         if message is not None and message.full_name in ("google.protobuf.Value", "google.protobuf.Struct"):
             continue
         param: dict[str, Any] = {"name": name, "in": "query", "schema": schema}
+        doc = schemas.docs.get(f"{descriptor.full_name}.{field.name}")
+        if doc:
+            param["description"] = doc
         if field.is_repeated:
             param["style"] = "form"
             param["explode"] = True
@@ -211,6 +225,10 @@ def _operation(route: Route, schemas: _Schemas, operation_id: str, auth: bool) -
         if schema.get("type") == "string" and "enum" not in schema:
             schema["minLength"] = 1
         description = "may contain '/'" if variable.multi_segment else "one path segment ('/' as %2F)"
+        owner = field.containing_type
+        doc = schemas.docs.get(f"{owner.full_name}.{field.name}") if owner is not None else None
+        if doc:
+            description = f"{doc} ({description})"
         parameters.append(
             {
                 "name": variable.name,
@@ -220,16 +238,14 @@ def _operation(route: Route, schemas: _Schemas, operation_id: str, auth: bool) -
                 "schema": schema,
             }
         )
+    rpc_doc = schemas.docs.get(route.method.full_name, "")
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": f"{route.method.containing_service.name}.{route.method.name}",
         "description": (
-            f"gRPC {route.method.full_name}. Needs the `{route.scope}` scope."
-            + (
-                " Server stream: NDJSON lines, or SSE with `Accept: text/event-stream`."
-                if route.server_streaming
-                else ""
-            )
+            (f"{rpc_doc}\n\n" if rpc_doc else "")
+            + f"gRPC {route.method.full_name}. Needs the `{route.scope}` scope."
+            + (_STREAM_NOTE if route.server_streaming else "")
         ),
         "tags": [route.method.containing_service.full_name],
         "x-mediasuite-scope": str(route.scope),
@@ -307,10 +323,15 @@ def _field_at(descriptor: Descriptor, path: Iterable[str]) -> FieldDescriptor:
 
 
 def build_openapi(
-    table: RouteTable, *, auth: bool, proto_names: bool = False, title: str = "mediasuite API"
+    table: RouteTable,
+    *,
+    auth: bool,
+    proto_names: bool = False,
+    docs: ProtoDocs | None = None,
+    title: str = "mediasuite API",
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every route in the table."""
-    schemas = _Schemas(proto_names)
+    """The OpenAPI 3.1 document of every route in the table (with the proto comments in ``docs``)."""
+    schemas = _Schemas(proto_names, docs or {})
     paths: dict[str, dict[str, Any]] = {}
     used_ids: dict[str, int] = {}
     for route in sorted(table.routes, key=lambda r: (r.template.openapi_path(), r.http_method)):
@@ -339,6 +360,10 @@ def build_openapi(
                 "Send Grpc-Timeout (e.g. 5S) to set a deadline; X-Request-Id is echoed."
             ),
         },
+        "tags": [
+            {"name": name, **({"description": schemas.docs[name]} if name in schemas.docs else {})}
+            for name in sorted({r.method.containing_service.full_name for r in table.routes})
+        ],
         "paths": paths,
         "components": components,
     }

@@ -82,7 +82,6 @@ function parameterTable(parameters) {
 }
 
 function render(document) {
-  $("intro").textContent = document.info.description;
   const byService = new Map();
   for (const [path, operations] of Object.entries(document.paths)) {
     for (const [method, operation] of Object.entries(operations)) {
@@ -92,9 +91,11 @@ function render(document) {
     }
   }
   const container = $("operations");
+  const tagDocs = new Map((document.tags || []).map((t) => [t.name, t.description || ""]));
   for (const [service, entries] of [...byService.entries()].sort()) {
     const section = element("section", null, "service");
     section.append(element("h2", service));
+    if (tagDocs.get(service)) section.append(element("p", tagDocs.get(service), "muted prose"));
     for (const { path, method, operation } of entries) {
       const details = element("details", null, "op");
       details.dataset.search = `${method} ${path} ${operation.summary}`.toLowerCase();
@@ -104,7 +105,7 @@ function render(document) {
         element("span", path),
         element("span", `${operation.summary} · ${operation["x-mediasuite-scope"]}`, "scope muted"),
       );
-      details.append(summary, element("p", operation.description, "muted"));
+      details.append(summary, element("p", operation.description, "muted prose"));
       if (operation.parameters && operation.parameters.length) details.append(parameterTable(operation.parameters));
       const body = operation.requestBody && operation.requestBody.content["application/json"];
       if (body) {

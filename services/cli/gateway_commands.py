@@ -13,6 +13,7 @@ import click
 
 from gateway.auth import Scope, hash_key, new_key
 from gateway.openapi import build_openapi
+from gateway.protodocs import docs_for
 from gateway.routes import build_routes, suite_services
 
 __all__ = ["gateway"]
@@ -87,4 +88,6 @@ def openapi(auth: bool) -> None:
 
     Example: mediactl gateway openapi > openapi.json
     """
-    click.echo(json.dumps(build_openapi(build_routes(suite_services()), auth=auth), indent=2))
+    upstreams = suite_services()
+    document = build_openapi(build_routes(upstreams), auth=auth, docs=docs_for(u.service for u in upstreams))
+    click.echo(json.dumps(document, indent=2))

@@ -197,10 +197,10 @@ async def test_selected_headers_forwarded_hop_by_hop_never(upstream: str) -> Non
         ):
             assert absent not in metadata, absent
         latin = "café".encode()  # raw UTF-8 bytes in a header
-        reply = await client.get("/v1/echo", headers={"x-tenant": latin})
+        reply = await client.get("/v1/echo", headers={b"x-tenant": latin})
         assert reply.status_code == 200
         assert "x-tenant" not in reply.json()["metadata"], "a non-ASCII value is left out, not an error"
-        reply = await client.get("/v1/echo", headers={"grpc-metadata-flavour": latin})
+        reply = await client.get("/v1/echo", headers={b"grpc-metadata-flavour": latin})
         assert reply.status_code == 400, "an explicit metadata header that cannot be sent is refused"
         for reserved in (
             "grpc-metadata-connection",

@@ -13,6 +13,7 @@ from gateway.auth import KeyFormatError, KeyStore, Scope, hash_key, new_key, par
 from gateway.codec import JsonOptions, RequestError, build_request, render
 from gateway.config import GatewayConfig
 from gateway.openapi import build_openapi
+from gateway.protodocs import docs_for
 from gateway.routes import build_routes, suite_services
 from mediasuite.batch.v1 import catalog_service_pb2
 from mediasuite.cache.v1 import cache_service_pb2
@@ -203,3 +204,22 @@ def test_openapi_document_is_valid(auth: bool) -> None:
     assert "value" in body
     assert "key" not in body, "path fields are not part of the body schema"
     assert put["x-mediasuite-scope"] == "admin"
+
+
+def test_openapi_carries_the_proto_comments() -> None:
+    upstreams = suite_services()
+    docs = docs_for(u.service for u in upstreams)
+    document = build_openapi(build_routes(upstreams), auth=False, docs=docs)
+    validate(document)
+    get = document["paths"]["/v1/cache/namespaces/{namespace}/entries/{key}"]["get"]
+    assert get["description"].startswith("Returns the entry stored under a key.")
+    key = next(p for p in get["parameters"] if p["name"] == "key")
+    assert key["description"].startswith("Key of the entry")
+    size = next(p for p in get["parameters"] if p["name"] == "fingerprint.sizeBytes")
+    assert size["description"] == "Size of the source file in bytes."
+    response = document["components"]["schemas"]["mediasuite.cache.v1.GetResponse"]
+    assert response["properties"]["found"]["description"] == "Whether a fresh value was found."
+    assert response["properties"]["info"]["$ref"].endswith("EntryInfo")
+    tags = {t["name"]: t.get("description", "") for t in document["tags"]}
+    assert "Errors:" in tags["mediasuite.batch.v1.BatchService"]
+    assert "\n\nErrors:" in tags["mediasuite.batch.v1.BatchService"], "paragraphs are kept"
