@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from google.api import annotations_pb2, http_pb2
@@ -56,7 +56,6 @@ class Route:
     body: str  # "" (no body), "*" (the whole request) or a top-level field name
     response_body: str  # "" (the whole response) or a top-level field name
     scope: Scope
-    path_fields: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def grpc_path(self) -> str:
@@ -209,7 +208,6 @@ def _route(method: MethodDescriptor, rule: http_pb2.HttpRule, upstream: str) -> 
         body=rule.body,
         response_body=rule.response_body,
         scope=scope_for(http_method, method.full_name),
-        path_fields=frozenset(v.name for v in template.variables),
     )
 
 
