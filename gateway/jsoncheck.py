@@ -85,6 +85,7 @@ def _join(parent: str, name: str) -> str:
 
 
 def type_name(value: Any) -> str:
+    """What a JSON value is, for error messages ("a string", "an array")."""
     if value is None:
         return "null"
     if isinstance(value, bool):
