@@ -1,0 +1,610 @@
+"""The cache itself: namespaces, limits, compression and freshness over a storage backend.
+
+``CacheStore`` is what the servicer calls, one method per RPC (leases are in ``leases.py``). It
+knows nothing of gRPC: it takes and returns plain values and raises the runtime's domain errors,
+naming the field and the limit at fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from services.cache.backend import Backend, BackendKind, BackendState, Usage, Write
+from services.cache.codecs import Codec, Compressor
+from services.cache.entries import Fingerprint, Header, decode_value, pack_entry, read_header
+from services.cache.freshness import SourceChecker, check_fingerprint
+from services.cache.globs import check_pattern, escape
+from services.cache.leases import Signals
+from services.cache.namespaces import NamespacePolicy, Namespaces
+from services.cache.stats import Counters, Stats, StatsReport
+from services.runtime.errors import InvalidArgument, LimitExceeded, MediasuiteError
+
+__all__ = [
+    "CacheStore",
+    "Hit",
+    "Info",
+    "Limits",
+    "Lookup",
+    "Miss",
+    "NewEntry",
+    "WarmItem",
+    "WarmReport",
+]
+
+log = logging.getLogger("mediasuite.cache")
+
+# Values at least this large are compressed, decompressed and packed in a worker thread: below
+# it the work takes less time than the hop to a thread would.
+OFFLOAD_BYTES = 64 * 1024
+MAX_CONTENT_TYPE = 255
+MAX_REFUSALS = 10
+WARM_BATCH = 256
+STATS_WAIT = 2.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits on what callers send (each named by its variable in errors)."""
+
+    max_key_bytes: int = 1024
+    max_value_bytes: int = 8 * 1024**2
+    max_keys_per_call: int = 1000
+    max_response_bytes: int = 64 * 1024**2 - 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An entry to store."""
+
+    key: str
+    value: bytes
+    ttl: float | None = None  # seconds; None: the namespace's default
+    fingerprint: Fingerprint | None = None
+    content_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    """Metadata of a stored entry."""
+
+    codec: Codec
+    raw_size: int
+    stored_size: int
+    stored_at_ms: int
+    expires_at_ms: int
+    fingerprint: Fingerprint | None
+    content_type: str
+
+    @classmethod
+    def of(cls, header: Header, blob_size: int) -> Info:
+        """The metadata recorded in a blob's header."""
+        return cls(
+            header.codec,
+            header.raw_size,
+            header.stored_size(blob_size),
+            header.stored_at_ms,
+            header.expires_at_ms,
+            header.fingerprint,
+            header.content_type,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A fresh value and its metadata."""
+
+    value: bytes
+    info: Info
+
+
+class Miss(enum.IntEnum):
+    """Why a Get found nothing; the numbers are those of the proto's MissReason."""
+
+    ABSENT = 1
+    STALE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The outcome of reading one key: a hit, or a miss and its reason."""
+
+    hit: Hit | None
+    miss: Miss | None = None
+
+
+ABSENT = Lookup(None, Miss.ABSENT)
+STALE = Lookup(None, Miss.STALE)
+
+
+@dataclass(frozen=True, slots=True)
+class WarmItem:
+    """One entry of a Warm stream."""
+
+    namespace: str
+    entry: NewEntry
+    only_if_absent: bool = False
+
+
+@dataclass
+class WarmReport:
+    """What a Warm stream stored, skipped and refused."""
+
+    stored: int = 0
+    skipped: int = 0
+    refused: int = 0
+    stored_bytes: int = 0
+    refusals: list[str] = field(default_factory=list)
+
+
+class CacheStore:
+    """Namespaced entries over a backend, with limits, compression, freshness and statistics."""
+
+    def __init__(
+        self,
+        namespaces: Namespaces,
+        backend: Backend,
+        *,
+        compressor: Compressor,
+        limits: Limits,
+        checker: SourceChecker,
+        signals: Signals,
+        stats: Stats,
+        state: Callable[[], BackendState],
+        stats_refresh: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.namespaces = namespaces
+        self.backend = backend
+        self.stats = stats
+        self.limits = limits
+        self._compressor = compressor
+        self._checker = checker
+        self._signals = signals
+        self._state = state
+        self._stats_refresh = stats_refresh
+        self._clock = clock
+        self._usage_at = float("-inf")
+        self._usage_task: asyncio.Task[None] | None = None
+
+    # -- validation ------------------------------------------------------------------------
+
+    def check_key(self, key: str, field: str = "key") -> None:
+        """Refuse an empty key or one above CACHE_MAX_KEY_BYTES."""
+        if not key:
+            raise InvalidArgument(f"{field} must not be empty", field=field)
+        limit = self.limits.max_key_bytes
+        if len(key) * 4 > limit and len(key.encode()) > limit:
+            raise LimitExceeded(
+                "max_key_bytes", limit, len(key.encode()), env="CACHE_MAX_KEY_BYTES", what=f"{field} bytes"
+            )
+
+    def _check_count(self, count: int, field: str) -> None:
+        if count > self.limits.max_keys_per_call:
+            raise LimitExceeded(
+                "max_keys_per_call",
+                self.limits.max_keys_per_call,
+                count,
+                env="CACHE_MAX_KEYS_PER_CALL",
+                what=f"number of {field}",
+            )
+
+    def _check_entry(self, policy: NamespacePolicy, entry: NewEntry, field: str) -> int:
+        """Check one entry to store; its TTL in milliseconds."""
+        self.check_key(entry.key, f"{field}key")
+        if len(entry.value) > self.limits.max_value_bytes:
+            raise LimitExceeded(
+                "max_value_bytes",
+                self.limits.max_value_bytes,
+                len(entry.value),
+                env="CACHE_MAX_VALUE_BYTES",
+                what=f"{field}value bytes",
+            )
+        if len(entry.content_type) > MAX_CONTENT_TYPE:
+            raise InvalidArgument(
+                f"{field}content_type must be at most {MAX_CONTENT_TYPE} characters",
+                field=f"{field}content_type",
+            )
+        if entry.fingerprint is not None:
+            check_fingerprint(entry.fingerprint, f"{field}fingerprint")
+        return policy.ttl_ms(entry.ttl, f"{field}ttl")
+
+    # -- encoding --------------------------------------------------------------------------
+
+    def _encode(self, entry: NewEntry, ttl_ms: int, now_ms: int, only_if_absent: bool = False) -> Write:
+        codec, stored = self._compressor.apply(entry.value)
+        blob = pack_entry(
+            codec,
+            stored,
+            raw_size=len(entry.value),
+            stored_at_ms=now_ms,
+            expires_at_ms=now_ms + ttl_ms,
+            fingerprint=entry.fingerprint,
+            content_type=entry.content_type,
+        )
+        source = entry.fingerprint.path if entry.fingerprint is not None else None
+        return Write(entry.key, blob, ttl_ms, len(entry.value), len(stored), source, only_if_absent)
+
+    async def _encode_all(self, items: Sequence[tuple[NewEntry, int, bool]]) -> list[Write]:
+        now_ms = int(self._clock() * 1000)
+        if sum(len(entry.value) for entry, _, _ in items) < OFFLOAD_BYTES:
+            return [self._encode(entry, ttl, now_ms, nx) for entry, ttl, nx in items]
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: [self._encode(entry, ttl, now_ms, nx) for entry, ttl, nx in items]
+        )
+
+    async def _decode(self, header: Header, blob: bytes) -> bytes:
+        if header.codec is Codec.RAW or header.raw_size < OFFLOAD_BYTES:
+            return decode_value(header, blob)
+        return await asyncio.get_running_loop().run_in_executor(None, decode_value, header, blob)
+
+    def _header(self, namespace: str, key: str, blob: bytes) -> Header | None:
+        try:
+            return read_header(blob)
+        except (ValueError, UnicodeDecodeError) as error:
+            log.warning("entry %s/%s is not readable (%s): treated as absent", namespace, key[:100], error)
+            return None
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def get(
+        self,
+        namespace: str,
+        key: str,
+        fingerprint: Fingerprint | None = None,
+        verify_source: bool = False,
+        *,
+        count: bool = True,
+    ) -> Lookup:
+        """The fresh value under key, or a miss (a stale entry is deleted and counted as stale)."""
+        policy = self.namespaces.get(namespace)
+        self.check_key(key)
+        if verify_source:
+            self._checker.require()
+        counters = self.stats.counters[policy.name]
+        started = time.perf_counter()
+        blob = await self.backend.get(namespace, key)
+        counters.latency(time.perf_counter() - started)
+        lookup = await self._lookup(
+            policy, counters=counters, key=key, blob=blob, stated=fingerprint, verify=verify_source
+        )
+        if count:
+            if lookup.hit is None:
+                counters.misses += 1
+            else:
+                counters.hits += 1
+        return lookup
+
+    async def _lookup(
+        self,
+        policy: NamespacePolicy,
+        *,
+        counters: Counters,
+        key: str,
+        blob: bytes | None,
+        stated: Fingerprint | None,
+        verify: bool,
+    ) -> Lookup:
+        if blob is None:
+            return ABSENT
+        header = self._header(policy.name, key, blob)
+        if header is None:
+            return ABSENT
+        stored = header.fingerprint
+        if stored is not None:
+            stale = stated is not None and not stored.matches(stated)
+            if not stale and (
+                verify or (policy.freshness_checked and stated is None and self._checker.enabled)
+            ):
+                stale = not (await self._checker.fresh([stored]))[0]
+            if stale:
+                await self._drop_stale(policy.name, key, blob, header, counters)
+                return STALE
+        try:
+            value = await self._decode(header, blob)
+        except ValueError as error:
+            log.warning("entry %s/%s is corrupt (%s): treated as absent", policy.name, key[:100], error)
+            return ABSENT
+        return Lookup(Hit(value, Info.of(header, len(blob))))
+
+    async def _drop_stale(
+        self, namespace: str, key: str, blob: bytes, header: Header, counters: Counters
+    ) -> None:
+        counters.stale += 1
+        await self.backend.delete_if_unchanged(namespace, key, blob[: header.offset])
+
+    def count(self, namespace: str, lookup: Lookup) -> None:
+        """Count a lookup made with ``count=False`` as one hit or miss."""
+        counters = self.stats.counters[namespace]
+        if lookup.hit is None:
+            counters.misses += 1
+        else:
+            counters.hits += 1
+
+    async def get_many(
+        self, namespace: str, keys: Sequence[str], fingerprints: Mapping[str, Fingerprint] | None = None
+    ) -> list[Lookup]:
+        """Every key's lookup, in order, from one backend round trip."""
+        policy = self.namespaces.get(namespace)
+        self._check_count(len(keys), "keys")
+        for i, key in enumerate(keys):
+            self.check_key(key, f"keys[{i}]")
+        fingerprints = fingerprints or {}
+        counters = self.stats.counters[policy.name]
+        started = time.perf_counter()
+        blobs = await self.backend.get_many(namespace, keys)
+        counters.latency(time.perf_counter() - started)
+        results = await self._lookups(policy, counters, keys, blobs, fingerprints)
+        total = 0
+        for lookup in results:
+            if lookup.hit is None:
+                counters.misses += 1
+            else:
+                counters.hits += 1
+                total += len(lookup.hit.value)
+        if total > self.limits.max_response_bytes:
+            raise LimitExceeded(
+                "max_message_bytes",
+                self.limits.max_response_bytes,
+                total,
+                env="GRPC_MAX_MESSAGE_BYTES",
+                what="GetMany response bytes (ask for fewer keys per call)",
+            )
+        return results
+
+    async def _lookups(
+        self,
+        policy: NamespacePolicy,
+        counters: Counters,
+        keys: Sequence[str],
+        blobs: Sequence[bytes | None],
+        stated: Mapping[str, Fingerprint],
+    ) -> list[Lookup]:
+        found: list[tuple[int, Header, bytes]] = []
+        for i, (key, blob) in enumerate(zip(keys, blobs, strict=True)):
+            header = None if blob is None else self._header(policy.name, key, blob)
+            if header is not None and blob is not None:
+                found.append((i, header, blob))
+        stale = await self._stale(policy, keys, found, stated)
+        live = [(i, header, blob) for i, header, blob in found if i not in stale]
+        pairs = [(header, blob) for _, header, blob in live]
+        if sum(header.raw_size for header, _ in pairs) >= OFFLOAD_BYTES:
+            decoded = await asyncio.get_running_loop().run_in_executor(None, _decode_many, pairs)
+        else:
+            decoded = _decode_many(pairs)
+        out = [ABSENT] * len(keys)
+        for (i, header, blob), value in zip(live, decoded, strict=True):
+            if value is not None:
+                out[i] = Lookup(Hit(value, Info.of(header, len(blob))))
+        for i, header, blob in found:
+            if i in stale:
+                await self._drop_stale(policy.name, keys[i], blob, header, counters)
+                out[i] = STALE
+        return out
+
+    async def _stale(
+        self,
+        policy: NamespacePolicy,
+        keys: Sequence[str],
+        found: Sequence[tuple[int, Header, bytes]],
+        stated: Mapping[str, Fingerprint],
+    ) -> set[int]:
+        """Positions of the found entries that are stale (checking files in one thread hop)."""
+        stale: set[int] = set()
+        to_verify: list[tuple[int, Fingerprint]] = []
+        for i, header, _ in found:
+            fp = header.fingerprint
+            if fp is None:
+                continue
+            current = stated.get(keys[i])
+            if current is not None:
+                if not fp.matches(current):
+                    stale.add(i)
+            elif policy.freshness_checked and self._checker.enabled:
+                to_verify.append((i, fp))
+        if to_verify:
+            fresh = await self._checker.fresh([fp for _, fp in to_verify])
+            stale.update(i for (i, _), ok in zip(to_verify, fresh, strict=True) if not ok)
+        return stale
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def set(self, namespace: str, entry: NewEntry, lease_token: str = "") -> Info:
+        """Store one entry; with a lease token, complete that lease (waiters receive the value)."""
+        policy = self.namespaces.get(namespace)
+        ttl_ms = self._check_entry(policy, entry, "")
+        if len(lease_token) > 256:
+            raise InvalidArgument("lease_token is not a token GetOrLease gave", field="lease_token")
+        (write,) = await self._encode_all([(entry, ttl_ms, False)])
+        counters = self.stats.counters[policy.name]
+        started = time.perf_counter()
+        await self.backend.set_many(namespace, [write])
+        counters.latency(time.perf_counter() - started)
+        counters.sets += 1
+        if lease_token:
+            await self.backend.release_lease(namespace, entry.key, lease_token)
+        self._signals.notify(namespace, entry.key)
+        return Info.of(read_header(write.blob), len(write.blob))
+
+    async def set_many(self, namespace: str, entries: Sequence[NewEntry]) -> tuple[int, int]:
+        """Store entries in one backend round trip; (stored count, stored bytes)."""
+        policy = self.namespaces.get(namespace)
+        self._check_count(len(entries), "entries")
+        items = [
+            (entry, self._check_entry(policy, entry, f"entries[{i}]."), False)
+            for i, entry in enumerate(entries)
+        ]
+        writes = await self._encode_all(items)
+        counters = self.stats.counters[policy.name]
+        started = time.perf_counter()
+        await self.backend.set_many(namespace, writes)
+        counters.latency(time.perf_counter() - started)
+        counters.sets += len(writes)
+        for entry in entries:
+            self._signals.notify(namespace, entry.key)
+        return len(writes), sum(w.stored_size for w in writes)
+
+    async def delete(self, namespace: str, key: str) -> bool:
+        """Delete one key; whether it existed."""
+        return await self.delete_many(namespace, [key], field="key") > 0
+
+    async def delete_many(self, namespace: str, keys: Sequence[str], field: str = "") -> int:
+        """Delete keys in one backend round trip; how many existed."""
+        policy = self.namespaces.get(namespace)
+        self._check_count(len(keys), "keys")
+        for i, key in enumerate(keys):
+            self.check_key(key, field or f"keys[{i}]")
+        counters = self.stats.counters[policy.name]
+        started = time.perf_counter()
+        deleted = await self.backend.delete_many(namespace, keys)
+        counters.latency(time.perf_counter() - started)
+        counters.deletes += deleted
+        return deleted
+
+    async def invalidate(
+        self,
+        namespace: str,
+        *,
+        prefix: str | None = None,
+        pattern: str | None = None,
+        source_path: str | None = None,
+    ) -> int:
+        """Delete what matches a key prefix, a glob pattern or a source path, in one or every ("*")
+        namespace, incrementally; how many entries were deleted."""
+        names = self.namespaces.names if namespace == "*" else [self.namespaces.get(namespace).name]
+        chosen = [s for s in (prefix, pattern, source_path) if s is not None]
+        if len(chosen) != 1:
+            raise InvalidArgument("set exactly one of prefix, pattern or source_path", field="selector")
+        glob = None
+        if prefix is not None:
+            if len(prefix.encode()) > self.limits.max_key_bytes:
+                raise LimitExceeded(
+                    "max_key_bytes",
+                    self.limits.max_key_bytes,
+                    len(prefix.encode()),
+                    env="CACHE_MAX_KEY_BYTES",
+                    what="prefix bytes",
+                )
+            glob = escape(prefix) + "*"
+        elif pattern is not None:
+            if not pattern:
+                raise InvalidArgument(
+                    'pattern must not be empty (use prefix "" for everything)', field="pattern"
+                )
+            if len(pattern.encode()) > 2 * self.limits.max_key_bytes:
+                raise LimitExceeded(
+                    "max_pattern_bytes",
+                    2 * self.limits.max_key_bytes,
+                    len(pattern.encode()),
+                    env="CACHE_MAX_KEY_BYTES",
+                    what="pattern bytes",
+                )
+            problem = check_pattern(pattern)
+            if problem:
+                raise InvalidArgument(f"pattern {pattern[:100]!r} {problem}", field="pattern")
+            glob = pattern
+        else:
+            assert source_path is not None
+            check_fingerprint(Fingerprint(source_path), "source")
+        deleted = 0
+        for name in names:
+            if glob is not None:
+                count = await self.backend.delete_matching(name, glob)
+            else:
+                count = await self.backend.delete_by_source(name, source_path or "")
+            self.stats.counters[name].deletes += count
+            deleted += count
+        return deleted
+
+    async def warm(self, items: AsyncIterable[WarmItem]) -> WarmReport:
+        """Store a stream of entries in batches; refused entries are counted with their reasons."""
+        report = WarmReport()
+        batches: dict[str, list[tuple[NewEntry, int, bool]]] = {}
+        pending = 0
+        index = 0
+        async for item in items:
+            try:
+                policy = self.namespaces.get(item.namespace)
+                ttl_ms = self._check_entry(policy, item.entry, "entry.")
+            except MediasuiteError as error:
+                report.refused += 1
+                if len(report.refusals) < MAX_REFUSALS:
+                    report.refusals.append(
+                        f"#{index} {item.namespace[:60]}/{item.entry.key[:100]}: {error.message}"
+                    )
+            else:
+                batches.setdefault(policy.name, []).append((item.entry, ttl_ms, item.only_if_absent))
+                pending += 1
+                if pending >= WARM_BATCH:
+                    await self._flush_warm(batches, report)
+                    pending = 0
+            index += 1
+        await self._flush_warm(batches, report)
+        return report
+
+    async def _flush_warm(
+        self, batches: dict[str, list[tuple[NewEntry, int, bool]]], report: WarmReport
+    ) -> None:
+        for namespace, items in batches.items():
+            writes = await self._encode_all(items)
+            stored = await self.backend.set_many(namespace, writes)
+            counters = self.stats.counters[namespace]
+            for write, ok in zip(writes, stored, strict=True):
+                if ok:
+                    report.stored += 1
+                    report.stored_bytes += write.stored_size
+                    counters.sets += 1
+                    self._signals.notify(namespace, write.key)
+                else:
+                    report.skipped += 1
+        batches.clear()
+
+    # -- statistics ------------------------------------------------------------------------
+
+    def policies(self) -> list[NamespacePolicy]:
+        """Every namespace's policy."""
+        return list(self.namespaces)
+
+    async def report(self, namespace: str = "") -> StatsReport:
+        """Statistics of one namespace (or all) and the total, with fresh usage figures."""
+        names = [self.namespaces.get(namespace).name] if namespace else self.namespaces.names
+        await self.refresh_usage()
+        return self.stats.report(names, self.backend.evictions, self._state())
+
+    async def refresh_usage(self, force: bool = False) -> None:
+        """Recount entries and bytes when the last count is older than CACHE_STATS_REFRESH.
+
+        The memory backend counts exactly and cheaply, so it is always recounted; Redis is counted
+        by SCAN in the background, and a caller waits at most a couple of seconds for it.
+        """
+        exact = self.backend.kind is BackendKind.MEMORY
+        if not (exact or force or time.monotonic() - self._usage_at >= self._stats_refresh):
+            return
+        if self._usage_task is None or self._usage_task.done():
+            self._usage_task = asyncio.get_running_loop().create_task(self._count_usage())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._usage_task), STATS_WAIT)
+        except TimeoutError:
+            log.info("counting cache entries takes longer than %ss; reporting the last count", STATS_WAIT)
+
+    async def _count_usage(self) -> None:
+        counted: dict[str, Usage] = {}
+        for name in self.namespaces.names:
+            counted[name] = await self.backend.usage(name)
+        self.stats.usage.update(counted)
+        self._usage_at = time.monotonic()
+
+
+def _decode_many(pairs: Sequence[tuple[Header, bytes]]) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    for header, blob in pairs:
+        try:
+            out.append(decode_value(header, blob))
+        except ValueError as error:
+            log.warning("an entry is corrupt (%s): treated as absent", error)
+            out.append(None)
+    return out
