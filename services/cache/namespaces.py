@@ -142,14 +142,13 @@ def parse_namespace_spec(text: str, base: Mapping[str, NamespacePolicy]) -> list
         fresh = value.strip().endswith("!")
         value = value.strip().removesuffix("!")
         default_text, _, max_text = value.partition("/")
+        known = base.get(name)
         try:
             default_ttl = parse_duration(default_text)
-            max_ttl = parse_duration(max_text) if max_text else max(default_ttl, 0.0)
+            implied_max = max(default_ttl, known.max_ttl) if known else default_ttl
+            max_ttl = parse_duration(max_text) if max_text else implied_max
         except ValueError:
             raise ValueError(f"{item!r}: TTLs must be durations such as 30m, 1h or 24h") from None
-        known = base.get(name)
-        if known is not None and not max_text:
-            max_ttl = max(default_ttl, known.max_ttl)
         _check(name, default_ttl, max_ttl)
         freshness = fresh or (known.freshness_checked if known else False)
         policies.append(NamespacePolicy(name, default_ttl, max_ttl, freshness))
@@ -178,10 +177,12 @@ def read_namespace_file(path: Path, base: Mapping[str, NamespacePolicy]) -> list
         unknown = set(table) - {"default_ttl", "max_ttl", "freshness_checked"}
         if unknown:
             raise ValueError(f"namespaces.{name}: unknown keys {', '.join(sorted(unknown))}")
-        known = base.get(name) or NamespacePolicy(name, 3600.0, 3600.0)
+        existing = base.get(name)
+        known = existing or NamespacePolicy(name, 3600.0, 3600.0)
         try:
             default_ttl = _duration(table.get("default_ttl"), known.default_ttl)
-            max_ttl = _duration(table.get("max_ttl"), max(known.max_ttl, default_ttl))
+            implied_max = max(existing.max_ttl, default_ttl) if existing else default_ttl
+            max_ttl = _duration(table.get("max_ttl"), implied_max)
         except ValueError:
             raise ValueError(f"namespaces.{name}: TTLs must be durations such as 30m, 1h or 24h") from None
         fresh = table.get("freshness_checked", known.freshness_checked)
