@@ -61,6 +61,7 @@ async def build_server(config: CacheConfig, telemetry: Telemetry) -> GrpcServer:
             timeout=config.redis_timeout,
             pool_size=config.redis_pool,
             index_ttl_ms=lambda name: int(namespaces.get(name).max_ttl * 1000),
+            tracer=telemetry.tracer("mediasuite.cache.redis") if telemetry.tracing else None,
         )
         failover = FailoverBackend(
             redis,

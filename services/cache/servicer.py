@@ -17,7 +17,7 @@ from mediasuite.common.v1 import media_pb2
 from services.cache.entries import Fingerprint
 from services.cache.leases import Leases
 from services.cache.stats import NamespaceReport
-from services.cache.store import CacheStore, Info, Lookup, Miss, NewEntry, WarmItem
+from services.cache.store import CacheStore, Info, Miss, NewEntry, WarmItem
 
 __all__ = ["CacheServiceServicer"]
 
@@ -36,23 +36,25 @@ def _timestamp(ms: int) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
 
 
-def _info(info: Info) -> pb.EntryInfo:
-    message = pb.EntryInfo(
-        stored_at=_timestamp(info.stored_at_ms),
-        expires_at=_timestamp(info.expires_at_ms),
-        codec=info.codec.value,  # type: ignore[arg-type]
-        raw_bytes=info.raw_size,
-        stored_bytes=info.stored_size,
-        content_type=info.content_type,
-    )
+def _fill_info(message: pb.EntryInfo, info: Info) -> None:
+    """Fill an EntryInfo in place (cheaper than building sub-messages and copying them in)."""
+    stored_at, expires_at = info.stored_at_ms, info.expires_at_ms
+    message.stored_at.seconds = stored_at // 1000
+    message.stored_at.nanos = stored_at % 1000 * 1_000_000
+    message.expires_at.seconds = expires_at // 1000
+    message.expires_at.nanos = expires_at % 1000 * 1_000_000
+    message.codec = info.codec.value  # type: ignore[assignment]
+    message.raw_bytes = info.raw_size
+    message.stored_bytes = info.stored_size
+    if info.content_type:
+        message.content_type = info.content_type
     fp = info.fingerprint
     if fp is not None:
-        message.fingerprint.CopyFrom(
-            media_pb2.SourceFingerprint(
-                path=fp.path, size_bytes=fp.size_bytes, mtime_ns=fp.mtime_ns, content_hash=fp.content_hash
-            )
-        )
-    return message
+        target = message.fingerprint
+        target.path = fp.path
+        target.size_bytes = fp.size_bytes
+        target.mtime_ns = fp.mtime_ns
+        target.content_hash = fp.content_hash
 
 
 def _entry(message: pb.SetManyEntry | pb.SetRequest) -> NewEntry:
@@ -106,12 +108,16 @@ class CacheServiceServicer(cache_service_pb2_grpc.CacheServiceServicer):
         hit = lookup.hit
         if hit is None:
             return _MISS_STALE if lookup.miss is Miss.STALE else _MISS_ABSENT
-        return pb.GetResponse(found=True, value=hit.value, info=_info(hit.info))
+        reply = pb.GetResponse(found=True, value=hit.value)
+        _fill_info(reply.info, hit.info)
+        return reply
 
     async def Set(self, request: pb.SetRequest, context: Context) -> pb.SetResponse:
         """Store one entry."""
         info = await self._store.set(request.namespace, _entry(request), request.lease_token)
-        return pb.SetResponse(info=_info(info))
+        reply = pb.SetResponse()
+        _fill_info(reply.info, info)
+        return reply
 
     async def Delete(self, request: pb.DeleteRequest, context: Context) -> pb.DeleteResponse:
         """Delete one key."""
@@ -120,10 +126,18 @@ class CacheServiceServicer(cache_service_pb2_grpc.CacheServiceServicer):
     async def GetMany(self, request: pb.GetManyRequest, context: Context) -> pb.GetManyResponse:
         """Many keys in one round trip, in request order."""
         stated = {key: _fingerprint(fp) for key, fp in request.fingerprints.items()}
-        lookups = await self._store.get_many(request.namespace, list(request.keys), stated)
-        return pb.GetManyResponse(
-            results=[_result(key, lookup) for key, lookup in zip(request.keys, lookups, strict=True)]
-        )
+        keys = list(request.keys)
+        lookups = await self._store.get_many(request.namespace, keys, stated)
+        reply = pb.GetManyResponse()
+        add = reply.results.add
+        for key, lookup in zip(keys, lookups, strict=True):
+            hit = lookup.hit
+            if hit is None:
+                stale = lookup.miss is Miss.STALE
+                add(key=key, miss_reason=pb.MISS_REASON_STALE if stale else pb.MISS_REASON_ABSENT)
+            else:
+                _fill_info(add(key=key, found=True, value=hit.value).info, hit.info)
+        return reply
 
     async def SetMany(self, request: pb.SetManyRequest, context: Context) -> pb.SetManyResponse:
         """Many entries in one round trip."""
@@ -210,9 +224,9 @@ class CacheServiceServicer(cache_service_pb2_grpc.CacheServiceServicer):
             time_left=context.time_remaining(),
         )
         if outcome.hit is not None:
-            return pb.GetOrLeaseResponse(
-                value=outcome.hit.value, info=_info(outcome.hit.info), waited=outcome.waited
-            )
+            reply = pb.GetOrLeaseResponse(value=outcome.hit.value, waited=outcome.waited)
+            _fill_info(reply.info, outcome.hit.info)
+            return reply
         assert outcome.lease is not None
         return pb.GetOrLeaseResponse(
             lease=pb.Lease(token=outcome.lease.token, expires_at=_timestamp(outcome.lease.expires_at_ms)),
@@ -225,14 +239,6 @@ class CacheServiceServicer(cache_service_pb2_grpc.CacheServiceServicer):
         """Give a lease back without a value."""
         released = await self._leases.release(request.namespace, request.key, request.lease_token)
         return pb.ReleaseLeaseResponse(released=released)
-
-
-def _result(key: str, lookup: Lookup) -> pb.GetManyResult:
-    hit = lookup.hit
-    if hit is None:
-        reason = pb.MISS_REASON_STALE if lookup.miss is Miss.STALE else pb.MISS_REASON_ABSENT
-        return pb.GetManyResult(key=key, found=False, miss_reason=reason)
-    return pb.GetManyResult(key=key, found=True, value=hit.value, info=_info(hit.info))
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:

@@ -372,7 +372,8 @@ class CacheStore:
         stale = await self._stale(policy, keys, found, stated)
         live = [(i, header, blob) for i, header, blob in found if i not in stale]
         pairs = [(header, blob) for _, header, blob in live]
-        if sum(header.raw_size for header, _ in pairs) >= OFFLOAD_BYTES:
+        compressed = sum(header.raw_size for header, _ in pairs if header.codec is not Codec.RAW)
+        if compressed >= OFFLOAD_BYTES:
             decoded = await asyncio.get_running_loop().run_in_executor(None, _decode_many, pairs)
         else:
             decoded = _decode_many(pairs)

@@ -11,8 +11,6 @@ import pytest
 import redis
 
 from mediasuite.cache.v1 import cache_service_pb2 as pb
-from services.cache.backend import Write
-from services.cache.redis_backend import RedisBackend
 from tests.support.cache import running_cache
 from tests.support.redis import PrivateRedis, private_redis
 
@@ -71,19 +69,6 @@ async def test_concurrent_gets_each_get_their_own_value_in_no_more_round_trips(s
         delta = _delta(before, _calls(server))
     assert values == [str(i).encode() for i in range(200)]
     assert 0 < delta.get("get", 0) + delta.get("mget", 0) <= 200
-
-
-async def test_gets_issued_together_are_one_mget(server: PrivateRedis) -> None:
-    backend = RedisBackend(server.url, prefix="t:")
-    try:
-        await backend.set_many(NS, [Write(f"k{i}", str(i).encode(), 60_000, 1, 1) for i in range(50)])
-        before = _calls(server)
-        values = await asyncio.gather(*(backend.get(NS, f"k{i}") for i in range(60)))
-        delta = _delta(before, _calls(server))
-    finally:
-        await backend.close()
-    assert values == [str(i).encode() for i in range(50)] + [None] * 10
-    assert delta == {"mget": 1}
 
 
 async def test_invalidation_scans_and_never_uses_keys(server: PrivateRedis) -> None:
