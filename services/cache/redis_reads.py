@@ -121,8 +121,8 @@ class PipelinedReads:
         self._connecting: asyncio.Future[_Protocol] | None = None
 
     async def get(self, key: bytes | str) -> bytes | None:
-        """GET key."""
-        if self._tracer is not None:
+        """GET key (a CLIENT span when the caller's span is sampled)."""
+        if self._tracer is not None and trace.get_current_span().is_recording():
             with self._tracer.start_as_current_span("GET", kind=trace.SpanKind.CLIENT) as span:
                 span.set_attribute("db.system", "redis")
                 span.set_attribute("db.operation.name", "GET")
@@ -130,8 +130,8 @@ class PipelinedReads:
         return await self._command((b"GET", key))  # type: ignore[no-any-return]
 
     async def mget(self, keys: Sequence[bytes | str]) -> list[bytes | None]:
-        """MGET keys (one command)."""
-        if self._tracer is not None:
+        """MGET keys (one command; a CLIENT span when the caller's span is sampled)."""
+        if self._tracer is not None and trace.get_current_span().is_recording():
             with self._tracer.start_as_current_span("MGET", kind=trace.SpanKind.CLIENT) as span:
                 span.set_attribute("db.system", "redis")
                 span.set_attribute("db.operation.name", "MGET")
