@@ -32,6 +32,7 @@ MAGIC = b"MC"
 VERSION = 1
 HEADER = struct.Struct("<2sBBQQQqqHHH")
 MAX_TEXT = 0xFFFF
+_CODECS: dict[int, Codec] = {int(c): c for c in Codec}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +70,7 @@ class Header:
     fingerprint: Fingerprint | None
     content_type: str
     offset: int  # where the stored value starts in the blob
-
-    def stored_size(self, blob_size: int) -> int:
-        """Bytes of the stored (possibly compressed) value in a blob of ``blob_size`` bytes."""
-        return blob_size - self.offset
+    stored_size: int  # bytes of the stored (possibly compressed) value
 
 
 def pack_entry(
@@ -120,7 +118,12 @@ def read_header(blob: bytes) -> Header:
     )
     if magic != MAGIC or version != VERSION:
         raise ValueError("not a cache entry of this version")
+    kind = _CODECS.get(codec)
+    if kind is None:
+        raise ValueError(f"unknown codec {codec}")
     offset = HEADER.size
+    if not (n_path or n_hash or n_type):  # the common case: nothing but the value follows
+        return Header(kind, raw, stored_at, expires_at, None, "", offset, len(blob) - offset)
     end = offset + n_path + n_hash + n_type
     if end > len(blob):
         raise ValueError("entry header runs past its end")
@@ -134,7 +137,7 @@ def read_header(blob: bytes) -> Header:
             blob[offset + n_path : offset + n_path + n_hash].decode(),
         )
     content_type = blob[offset + n_path + n_hash : end].decode() if n_type else ""
-    return Header(Codec(codec), raw, stored_at, expires_at, fingerprint, content_type, end)
+    return Header(kind, raw, stored_at, expires_at, fingerprint, content_type, end, len(blob) - end)
 
 
 def head_sizes(head: bytes) -> tuple[int, int] | None:

@@ -10,61 +10,22 @@ waiter that runs out of time gets DEADLINE_EXCEEDED saying so.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from services.cache.entries import Fingerprint
+from services.cache.signals import Signals
+from services.cache.store import CacheStore, Hit
 from services.runtime.errors import DeadlineExceeded, InvalidArgument
 
-if TYPE_CHECKING:
-    from services.cache.store import CacheStore, Hit
-
-__all__ = ["Lease", "LeaseOutcome", "LeasePolicy", "Leases", "Signals"]
+__all__ = ["Lease", "LeaseOutcome", "LeasePolicy", "Leases"]
 
 POLL_MIN = 0.01
 POLL_MAX = 0.2
 # A waiter answers this long before the caller's deadline, so the answer arrives in time.
 DEADLINE_MARGIN = 0.05
-
-
-class Signals:
-    """Wakes the callers waiting on a key when it is Set, deleted or its lease is released here."""
-
-    def __init__(self) -> None:
-        self._waiting: dict[tuple[str, str], tuple[asyncio.Event, list[int]]] = {}
-
-    def notify(self, namespace: str, key: str) -> None:
-        """Wake every waiter of the key."""
-        if self._waiting:
-            found = self._waiting.pop((namespace, key), None)
-            if found is not None:
-                found[0].set()
-
-    async def wait(self, namespace: str, key: str, within: float) -> None:
-        """Wait until the key is notified or ``within`` seconds pass."""
-        k = (namespace, key)
-        found = self._waiting.get(k)
-        if found is None:
-            found = self._waiting[k] = (asyncio.Event(), [0])
-        event, waiters = found
-        waiters[0] += 1
-        try:
-            await asyncio.wait_for(event.wait(), within)
-        except TimeoutError:
-            pass
-        finally:
-            waiters[0] -= 1
-            if waiters[0] == 0 and self._waiting.get(k) is found:
-                del self._waiting[k]
-
-    @property
-    def watched(self) -> int:
-        """Keys with waiters now."""
-        return len(self._waiting)
 
 
 @dataclass(frozen=True)
@@ -138,9 +99,9 @@ class Leases:
         poll = POLL_MIN
         while True:
             lookup = await store.get(namespace, key, fingerprint, count=False)
-            if lookup.hit is not None:
+            if isinstance(lookup, Hit):
                 store.count(namespace, lookup)
-                return LeaseOutcome(lookup.hit, None, waited)
+                return LeaseOutcome(lookup, None, waited)
             token = secrets.token_urlsafe(18)
             ttl_ms = max(int(ttl * 1000), 1)
             if await store.backend.acquire_lease(namespace, key, token, ttl_ms):

@@ -14,10 +14,11 @@ from services.cache.codecs import Compressor
 from services.cache.config import CacheConfig
 from services.cache.failover import FailoverBackend
 from services.cache.freshness import SourceChecker
-from services.cache.leases import Leases, Signals
+from services.cache.leases import Leases
 from services.cache.memory import MemoryBackend
 from services.cache.redis_backend import RedisBackend
 from services.cache.servicer import CacheServiceServicer
+from services.cache.signals import Signals
 from services.cache.stats import Stats, register_metrics
 from services.cache.store import CacheStore
 from services.runtime.app import run_service

@@ -14,10 +14,10 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from mediasuite.cache.v1 import cache_service_pb2 as pb
 from mediasuite.cache.v1 import cache_service_pb2_grpc
 from mediasuite.common.v1 import media_pb2
-from services.cache.entries import Fingerprint
+from services.cache.entries import Fingerprint, Header
 from services.cache.leases import Leases
 from services.cache.stats import NamespaceReport
-from services.cache.store import CacheStore, Info, Miss, NewEntry, WarmItem
+from services.cache.store import CacheStore, Hit, Miss, NewEntry, WarmItem
 
 __all__ = ["CacheServiceServicer"]
 
@@ -36,13 +36,15 @@ def _timestamp(ms: int) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
 
 
-def _fill_info(message: pb.EntryInfo, info: Info) -> None:
+def _fill_info(message: pb.EntryInfo, info: Header) -> None:
     """Fill an EntryInfo in place (cheaper than building sub-messages and copying them in)."""
     stored_at, expires_at = info.stored_at_ms, info.expires_at_ms
-    message.stored_at.seconds = stored_at // 1000
-    message.stored_at.nanos = stored_at % 1000 * 1_000_000
-    message.expires_at.seconds = expires_at // 1000
-    message.expires_at.nanos = expires_at % 1000 * 1_000_000
+    stamp = message.stored_at
+    stamp.seconds = stored_at // 1000
+    stamp.nanos = stored_at % 1000 * 1_000_000
+    stamp = message.expires_at
+    stamp.seconds = expires_at // 1000
+    stamp.nanos = expires_at % 1000 * 1_000_000
     message.codec = info.codec.value  # type: ignore[assignment]
     message.raw_bytes = info.raw_size
     message.stored_bytes = info.stored_size
@@ -105,11 +107,10 @@ class CacheServiceServicer(cache_service_pb2_grpc.CacheServiceServicer):
             _fingerprint(request.fingerprint) if request.HasField("fingerprint") else None,
             request.verify_source,
         )
-        hit = lookup.hit
-        if hit is None:
-            return _MISS_STALE if lookup.miss is Miss.STALE else _MISS_ABSENT
-        reply = pb.GetResponse(found=True, value=hit.value)
-        _fill_info(reply.info, hit.info)
+        if lookup.__class__ is not Hit:
+            return _MISS_STALE if lookup is Miss.STALE else _MISS_ABSENT
+        reply = pb.GetResponse(found=True, value=lookup.value)
+        _fill_info(reply.info, lookup.header)
         return reply
 
     async def Set(self, request: pb.SetRequest, context: Context) -> pb.SetResponse:
@@ -131,12 +132,13 @@ class CacheServiceServicer(cache_service_pb2_grpc.CacheServiceServicer):
         reply = pb.GetManyResponse()
         add = reply.results.add
         for key, lookup in zip(keys, lookups, strict=True):
-            hit = lookup.hit
-            if hit is None:
-                stale = lookup.miss is Miss.STALE
-                add(key=key, miss_reason=pb.MISS_REASON_STALE if stale else pb.MISS_REASON_ABSENT)
+            if isinstance(lookup, Hit):
+                _fill_info(add(key=key, found=True, value=lookup.value).info, lookup.header)
             else:
-                _fill_info(add(key=key, found=True, value=hit.value).info, hit.info)
+                add(
+                    key=key,
+                    miss_reason=pb.MISS_REASON_STALE if lookup is Miss.STALE else pb.MISS_REASON_ABSENT,
+                )
         return reply
 
     async def SetMany(self, request: pb.SetManyRequest, context: Context) -> pb.SetManyResponse:
@@ -225,7 +227,7 @@ class CacheServiceServicer(cache_service_pb2_grpc.CacheServiceServicer):
         )
         if outcome.hit is not None:
             reply = pb.GetOrLeaseResponse(value=outcome.hit.value, waited=outcome.waited)
-            _fill_info(reply.info, outcome.hit.info)
+            _fill_info(reply.info, outcome.hit.header)
             return reply
         assert outcome.lease is not None
         return pb.GetOrLeaseResponse(

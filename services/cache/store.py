@@ -19,15 +19,14 @@ from services.cache.codecs import Codec, Compressor
 from services.cache.entries import Fingerprint, Header, decode_value, pack_entry, read_header
 from services.cache.freshness import SourceChecker, check_fingerprint
 from services.cache.globs import check_pattern, escape
-from services.cache.leases import Signals
 from services.cache.namespaces import NamespacePolicy, Namespaces
+from services.cache.signals import Signals
 from services.cache.stats import Counters, Stats, StatsReport
 from services.runtime.errors import InvalidArgument, LimitExceeded, MediasuiteError
 
 __all__ = [
     "CacheStore",
     "Hit",
-    "Info",
     "Limits",
     "Lookup",
     "Miss",
@@ -69,37 +68,11 @@ class NewEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Info:
-    """Metadata of a stored entry."""
-
-    codec: Codec
-    raw_size: int
-    stored_size: int
-    stored_at_ms: int
-    expires_at_ms: int
-    fingerprint: Fingerprint | None
-    content_type: str
-
-    @classmethod
-    def of(cls, header: Header, blob_size: int) -> Info:
-        """The metadata recorded in a blob's header."""
-        return cls(
-            header.codec,
-            header.raw_size,
-            header.stored_size(blob_size),
-            header.stored_at_ms,
-            header.expires_at_ms,
-            header.fingerprint,
-            header.content_type,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class Hit:
-    """A fresh value and its metadata."""
+    """A fresh value and the metadata stored with it."""
 
     value: bytes
-    info: Info
+    header: Header
 
 
 class Miss(enum.IntEnum):
@@ -109,16 +82,8 @@ class Miss(enum.IntEnum):
     STALE = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """The outcome of reading one key: a hit, or a miss and its reason."""
-
-    hit: Hit | None
-    miss: Miss | None = None
-
-
-ABSENT = Lookup(None, Miss.ABSENT)
-STALE = Lookup(None, Miss.STALE)
+Lookup = Hit | Miss
+"""The outcome of reading one key: a hit, or a miss and its reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,31 +234,29 @@ class CacheStore:
         started = time.perf_counter()
         blob = await self.backend.get(namespace, key)
         counters.latency(time.perf_counter() - started)
-        lookup = await self._lookup(
-            policy, counters=counters, key=key, blob=blob, stated=fingerprint, verify=verify_source
-        )
+        lookup: Lookup = Miss.ABSENT
+        if blob is not None:
+            lookup = await self._lookup(policy, counters, key, blob, stated=fingerprint, verify=verify_source)
         if count:
-            if lookup.hit is None:
-                counters.misses += 1
-            else:
+            if lookup.__class__ is Hit:
                 counters.hits += 1
+            else:
+                counters.misses += 1
         return lookup
 
     async def _lookup(
         self,
         policy: NamespacePolicy,
-        *,
         counters: Counters,
         key: str,
-        blob: bytes | None,
+        blob: bytes,
+        *,
         stated: Fingerprint | None,
         verify: bool,
     ) -> Lookup:
-        if blob is None:
-            return ABSENT
         header = self._header(policy.name, key, blob)
         if header is None:
-            return ABSENT
+            return Miss.ABSENT
         stored = header.fingerprint
         if stored is not None:
             stale = stated is not None and not stored.matches(stated)
@@ -303,13 +266,13 @@ class CacheStore:
                 stale = not (await self._checker.fresh([stored]))[0]
             if stale:
                 await self._drop_stale(policy.name, key, blob, header, counters)
-                return STALE
+                return Miss.STALE
         try:
             value = await self._decode(header, blob)
         except ValueError as error:
             log.warning("entry %s/%s is corrupt (%s): treated as absent", policy.name, key[:100], error)
-            return ABSENT
-        return Lookup(Hit(value, Info.of(header, len(blob))))
+            return Miss.ABSENT
+        return Hit(value, header)
 
     async def _drop_stale(
         self, namespace: str, key: str, blob: bytes, header: Header, counters: Counters
@@ -320,10 +283,10 @@ class CacheStore:
     def count(self, namespace: str, lookup: Lookup) -> None:
         """Count a lookup made with ``count=False`` as one hit or miss."""
         counters = self.stats.counters[namespace]
-        if lookup.hit is None:
-            counters.misses += 1
-        else:
+        if isinstance(lookup, Hit):
             counters.hits += 1
+        else:
+            counters.misses += 1
 
     async def get_many(
         self, namespace: str, keys: Sequence[str], fingerprints: Mapping[str, Fingerprint] | None = None
@@ -333,19 +296,18 @@ class CacheStore:
         self._check_count(len(keys), "keys")
         for i, key in enumerate(keys):
             self.check_key(key, f"keys[{i}]")
-        fingerprints = fingerprints or {}
         counters = self.stats.counters[policy.name]
         started = time.perf_counter()
         blobs = await self.backend.get_many(namespace, keys)
         counters.latency(time.perf_counter() - started)
-        results = await self._lookups(policy, counters, keys, blobs, fingerprints)
-        total = 0
+        results = await self._lookups(policy, counters, keys, blobs, fingerprints or {})
+        hits = total = 0
         for lookup in results:
-            if lookup.hit is None:
-                counters.misses += 1
-            else:
-                counters.hits += 1
-                total += len(lookup.hit.value)
+            if lookup.__class__ is Hit:
+                hits += 1
+                total += len(lookup.value)
+        counters.hits += hits
+        counters.misses += len(results) - hits
         if total > self.limits.max_response_bytes:
             raise LimitExceeded(
                 "max_message_bytes",
@@ -364,27 +326,30 @@ class CacheStore:
         blobs: Sequence[bytes | None],
         stated: Mapping[str, Fingerprint],
     ) -> list[Lookup]:
+        out: list[Lookup] = [Miss.ABSENT] * len(keys)
         found: list[tuple[int, Header, bytes]] = []
-        for i, (key, blob) in enumerate(zip(keys, blobs, strict=True)):
-            header = None if blob is None else self._header(policy.name, key, blob)
-            if header is not None and blob is not None:
-                found.append((i, header, blob))
-        stale = await self._stale(policy, keys, found, stated)
-        live = [(i, header, blob) for i, header, blob in found if i not in stale]
-        pairs = [(header, blob) for _, header, blob in live]
-        compressed = sum(header.raw_size for header, _ in pairs if header.codec is not Codec.RAW)
+        with_source = False
+        for i, blob in enumerate(blobs):
+            if blob is not None:
+                header = self._header(policy.name, keys[i], blob)
+                if header is not None:
+                    found.append((i, header, blob))
+                    with_source = with_source or header.fingerprint is not None
+        if with_source:
+            stale = await self._stale(policy, keys, found, stated)
+            for i, header, blob in found:
+                if i in stale:
+                    await self._drop_stale(policy.name, keys[i], blob, header, counters)
+                    out[i] = Miss.STALE
+            found = [item for item in found if item[0] not in stale]
+        compressed = sum(header.raw_size for _, header, _ in found if header.codec is not Codec.RAW)
         if compressed >= OFFLOAD_BYTES:
-            decoded = await asyncio.get_running_loop().run_in_executor(None, _decode_many, pairs)
+            decoded = await asyncio.get_running_loop().run_in_executor(None, _decode_many, found)
         else:
-            decoded = _decode_many(pairs)
-        out = [ABSENT] * len(keys)
-        for (i, header, blob), value in zip(live, decoded, strict=True):
+            decoded = _decode_many(found)
+        for (i, header, _), value in zip(found, decoded, strict=True):
             if value is not None:
-                out[i] = Lookup(Hit(value, Info.of(header, len(blob))))
-        for i, header, blob in found:
-            if i in stale:
-                await self._drop_stale(policy.name, keys[i], blob, header, counters)
-                out[i] = STALE
+                out[i] = Hit(value, header)
         return out
 
     async def _stale(
@@ -414,7 +379,7 @@ class CacheStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def set(self, namespace: str, entry: NewEntry, lease_token: str = "") -> Info:
+    async def set(self, namespace: str, entry: NewEntry, lease_token: str = "") -> Header:
         """Store one entry; with a lease token, complete that lease (waiters receive the value)."""
         policy = self.namespaces.get(namespace)
         ttl_ms = self._check_entry(policy, entry, "")
@@ -429,7 +394,7 @@ class CacheStore:
         if lease_token:
             await self.backend.release_lease(namespace, entry.key, lease_token)
         self._signals.notify(namespace, entry.key)
-        return Info.of(read_header(write.blob), len(write.blob))
+        return read_header(write.blob)
 
     async def set_many(self, namespace: str, entries: Sequence[NewEntry]) -> tuple[int, int]:
         """Store entries in one backend round trip; (stored count, stored bytes)."""
@@ -600,9 +565,12 @@ class CacheStore:
         self._usage_at = time.monotonic()
 
 
-def _decode_many(pairs: Sequence[tuple[Header, bytes]]) -> list[bytes | None]:
+def _decode_many(found: Sequence[tuple[int, Header, bytes]]) -> list[bytes | None]:
     out: list[bytes | None] = []
-    for header, blob in pairs:
+    for _, header, blob in found:
+        if header.codec is Codec.RAW:
+            out.append(blob[header.offset :])
+            continue
         try:
             out.append(decode_value(header, blob))
         except ValueError as error:
