@@ -21,7 +21,6 @@ import json
 import os
 import pstats
 import random
-import statistics
 import tempfile
 import time
 import zlib
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import grpc
 import lz4.frame
+import psutil
 import redis.asyncio as aioredis
 import zstandard
 
@@ -44,12 +44,13 @@ from mediasuite.cache.v1 import cache_service_pb2_grpc
 from services.runtime.clients import channel_options
 from tests.support.redis import SHARED_URL, delete_prefix, unique_prefix
 
-SEQUENTIAL = 2000
-CONCURRENT = 16000
+ROUNDS = 3
+SEQUENTIAL = 1000
+CONCURRENT = 8000
 CONCURRENCY = 64
 MANY_KEYS = 100
-MANY_CALLS_SEQ = 300
-MANY_CALLS_CONC = 1500
+MANY_CALLS_SEQ = 200
+MANY_CALLS_CONC = 800
 MANY_CONCURRENCY = 8
 NS = "thumbnail"
 PROFILE_OUT = Path(".bench/cache_profile.txt")
@@ -67,13 +68,14 @@ class Figures:
     set_rate: float = 0.0
     many_seq_keys: float = 0.0
     many_conc_keys: float = 0.0
+    get_cpu_us: float = float("inf")
 
 
 # -- codec measurement ------------------------------------------------------------------------
 
 
 def _samples() -> dict[str, bytes]:
-    rng = random.Random(7)  # noqa: S311 (test data, not crypto)
+    rng = random.Random(7)
 
     def exif() -> dict[str, object]:
         return {
@@ -143,8 +145,8 @@ def _codec_rows() -> list[Row]:
     for name in ("zstd-3", "lz4"):
         r = results[name]
         note = (
-            f"on {', '.join(text)} ({sum(map(len, text.values()))} bytes); JPEG-like bytes ratio {r['jpeg_ratio']:.3f} "
-            f"(zlib {anchor['jpeg_ratio']:.3f}): stored raw"
+            f"on {', '.join(text)} ({sum(map(len, text.values()))} bytes); "
+            f"JPEG-like bytes ratio {r['jpeg_ratio']:.3f} (zlib {anchor['jpeg_ratio']:.3f}): stored raw"
         )
         rows.append(
             ratio_row(
@@ -183,49 +185,19 @@ def _codec_rows() -> list[Row]:
 # -- load over gRPC and redis-py -----------------------------------------------------------------
 
 
-async def _grpc_figures(address: str, *, cache: bool, sets: bool, many: bool) -> Figures:
-    figures = Figures()
-    async with grpc.aio.insecure_channel(address, options=channel_options(64 * 1024**2)) as channel:
-        stub = cache_service_pb2_grpc.CacheServiceStub(channel)
-        set_request = pb.SetRequest(namespace=NS, key="bench:hot", value=VALUE)
-        if cache:
-            await stub.Set(set_request)
-        get_request = pb.GetRequest(namespace=NS, key="bench:hot")
+@dataclass
+class Server:
+    """A benchmark server process, its address and its process (for CPU accounting)."""
 
-        async def get() -> object:
-            reply = await stub.Get(get_request)
-            assert reply.value == VALUE
-            return reply
+    name: str
+    address: str
+    process: psutil.Process
+    cache: bool
 
-        figures.get_latency = await measure_latency(get, SEQUENTIAL)
-        figures.get_rate = await measure_throughput(get, CONCURRENT, CONCURRENCY)
-        if sets:
-            counter = iter(range(10**9))
 
-            async def put() -> object:
-                return await stub.Set(
-                    pb.SetRequest(namespace=NS, key=f"bench:set:{next(counter) % 1000}", value=VALUE)
-                )
-
-            figures.set_latency = await measure_latency(put, SEQUENTIAL)
-            figures.set_rate = await measure_throughput(put, CONCURRENT, CONCURRENCY)
-        if many:
-            keys = [f"bench:many:{i}" for i in range(MANY_KEYS)]
-            await stub.SetMany(
-                pb.SetManyRequest(namespace=NS, entries=[pb.SetManyEntry(key=k, value=VALUE) for k in keys])
-            )
-            many_request = pb.GetManyRequest(namespace=NS, keys=keys)
-
-            async def get_many() -> object:
-                reply = await stub.GetMany(many_request)
-                assert len(reply.results) == MANY_KEYS and reply.results[-1].value == VALUE
-                return reply
-
-            figures.many_seq_keys = MANY_KEYS * await _rate_sequential(get_many, MANY_CALLS_SEQ)
-            figures.many_conc_keys = MANY_KEYS * await measure_throughput(
-                get_many, MANY_CALLS_CONC, MANY_CONCURRENCY, warmup=50
-            )
-    return figures
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 async def _rate_sequential(call: Call, count: int) -> float:
@@ -237,42 +209,97 @@ async def _rate_sequential(call: Call, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-async def _redis_figures(url: str, prefix: str) -> Figures:
-    client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(url, max_connections=32))
-    figures = Figures()
-    try:
-        hot = f"{prefix}hot"
-        await client.set(hot, VALUE, px=600_000)
+async def _measure_get(server: Server, figures: Figures) -> None:
+    """One round of Get: sequential latency, then 64 callers (keeping the best of the rounds)."""
+    async with grpc.aio.insecure_channel(server.address, options=channel_options(64 * 1024**2)) as channel:
+        stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+        request = pb.GetRequest(namespace=NS, key="bench:hot")
+        if server.cache:
+            await stub.Set(pb.SetRequest(namespace=NS, key="bench:hot", value=VALUE))
 
         async def get() -> object:
-            value = await client.get(hot)
-            assert value == VALUE
-            return value
+            reply = await stub.Get(request)
+            assert reply.value == VALUE
+            return reply
 
+        latency = await measure_latency(get, SEQUENTIAL)
+        if figures.get_latency is None or latency.p50_ms < figures.get_latency.p50_ms:
+            figures.get_latency = latency
+        before = _cpu(server.process)
+        rate = await measure_throughput(get, CONCURRENT, CONCURRENCY)
+        cpu_us = (_cpu(server.process) - before) / CONCURRENT * 1e6
+        figures.get_rate = max(figures.get_rate, rate)
+        figures.get_cpu_us = min(figures.get_cpu_us, cpu_us)
+
+
+async def _measure_set_and_many(server: Server, figures: Figures) -> None:
+    async with grpc.aio.insecure_channel(server.address, options=channel_options(64 * 1024**2)) as channel:
+        stub = cache_service_pb2_grpc.CacheServiceStub(channel)
         counter = iter(range(10**9))
 
         async def put() -> object:
-            return await client.set(f"{prefix}set:{next(counter) % 1000}", VALUE, px=600_000)
+            return await stub.Set(
+                pb.SetRequest(namespace=NS, key=f"bench:set:{next(counter) % 1000}", value=VALUE)
+            )
 
-        figures.get_latency = await measure_latency(get, SEQUENTIAL)
-        figures.get_rate = await measure_throughput(get, CONCURRENT, CONCURRENCY)
-        figures.set_latency = await measure_latency(put, SEQUENTIAL)
-        figures.set_rate = await measure_throughput(put, CONCURRENT, CONCURRENCY)
-        keys = [f"{prefix}many:{i}" for i in range(MANY_KEYS)]
-        await client.mset({k: VALUE for k in keys})
-
-        async def mget() -> object:
-            values = await client.mget(keys)
-            assert values[-1] == VALUE
-            return values
-
-        figures.many_seq_keys = MANY_KEYS * await _rate_sequential(mget, MANY_CALLS_SEQ)
-        figures.many_conc_keys = MANY_KEYS * await measure_throughput(
-            mget, MANY_CALLS_CONC, MANY_CONCURRENCY, warmup=50
+        latency = await measure_latency(put, SEQUENTIAL)
+        if figures.set_latency is None or latency.p50_ms < figures.set_latency.p50_ms:
+            figures.set_latency = latency
+        figures.set_rate = max(figures.set_rate, await measure_throughput(put, CONCURRENT, CONCURRENCY))
+        keys = [f"bench:many:{i}" for i in range(MANY_KEYS)]
+        await stub.SetMany(
+            pb.SetManyRequest(namespace=NS, entries=[pb.SetManyEntry(key=k, value=VALUE) for k in keys])
         )
-    finally:
-        await client.aclose()
-    return figures
+        request = pb.GetManyRequest(namespace=NS, keys=keys)
+
+        async def get_many() -> object:
+            reply = await stub.GetMany(request)
+            assert len(reply.results) == MANY_KEYS
+            assert reply.results[-1].value == VALUE
+            return reply
+
+        figures.many_seq_keys = max(
+            figures.many_seq_keys, MANY_KEYS * await _rate_sequential(get_many, MANY_CALLS_SEQ)
+        )
+        rate = await measure_throughput(get_many, MANY_CALLS_CONC, MANY_CONCURRENCY, warmup=50)
+        figures.many_conc_keys = max(figures.many_conc_keys, MANY_KEYS * rate)
+
+
+async def _measure_redis(client: aioredis.Redis, prefix: str, figures: Figures) -> None:
+    hot = f"{prefix}hot"
+    await client.set(hot, VALUE, px=600_000)
+
+    async def get() -> object:
+        value = await client.get(hot)
+        assert value == VALUE
+        return value
+
+    counter = iter(range(10**9))
+
+    async def put() -> object:
+        return await client.set(f"{prefix}set:{next(counter) % 1000}", VALUE, px=600_000)
+
+    latency = await measure_latency(get, SEQUENTIAL)
+    if figures.get_latency is None or latency.p50_ms < figures.get_latency.p50_ms:
+        figures.get_latency = latency
+    figures.get_rate = max(figures.get_rate, await measure_throughput(get, CONCURRENT, CONCURRENCY))
+    latency = await measure_latency(put, SEQUENTIAL)
+    if figures.set_latency is None or latency.p50_ms < figures.set_latency.p50_ms:
+        figures.set_latency = latency
+    figures.set_rate = max(figures.set_rate, await measure_throughput(put, CONCURRENT, CONCURRENCY))
+    keys = [f"{prefix}many:{i}" for i in range(MANY_KEYS)]
+    await client.mset({k: VALUE for k in keys})
+
+    async def mget() -> object:
+        values = await client.mget(keys)
+        assert values[-1] == VALUE
+        return values
+
+    figures.many_seq_keys = max(
+        figures.many_seq_keys, MANY_KEYS * await _rate_sequential(mget, MANY_CALLS_SEQ)
+    )
+    rate = await measure_throughput(mget, MANY_CALLS_CONC, MANY_CONCURRENCY, warmup=50)
+    figures.many_conc_keys = max(figures.many_conc_keys, MANY_KEYS * rate)
 
 
 def _cache_env(
@@ -286,38 +313,69 @@ def _cache_env(
     return env
 
 
-def _ours(
-    redis_url: str | None,
-    prefix: str,
-    *,
-    sets: bool = True,
-    many: bool = True,
-    extra: dict[str, str] | None = None,
-) -> Figures:
-    port = free_port()
+def _start(
+    stack: ExitStack, name: str, args: list[str], port: int, *, env: dict[str, str] | None, cache: bool
+) -> Server:
     address = f"127.0.0.1:{port}"
-    with server_process(["-m", "services.cache"], address, env=_cache_env(port, redis_url, prefix, extra)):
-        return asyncio.run(_grpc_figures(address, cache=True, sets=sets, many=many))
+    popen = stack.enter_context(server_process(args, address, env=env))
+    return Server(name, address, psutil.Process(popen.pid), cache)
 
 
-def _echo() -> Figures:
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    with server_process(["-m", "bench.echo_server", "--mode", "bare", "--port", str(port)], address):
-        return asyncio.run(_grpc_figures(address, cache=False, sets=False, many=False))
+def _tracing_env(sink_port: int, ratio: str) -> dict[str, str]:
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": ratio,
+    }
 
 
-def _traced(redis_url: str, prefix: str, sampler_arg: str) -> Figures:
-    sink_port = free_port()
-    with server_process(["-m", "bench.otlp_sink", "--port", str(sink_port)], f"127.0.0.1:{sink_port}"):
-        extra = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
-            "OTEL_EXPORTER_OTLP_INSECURE": "true",
-            "OTEL_METRICS_EXPORTER": "none",
-            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-            "OTEL_TRACES_SAMPLER_ARG": sampler_arg,
-        }
-        return _ours(redis_url, prefix, sets=False, many=False, extra=extra)
+def _measure_all(prefix: str) -> dict[str, Figures]:
+    """Every configuration, in interleaved rounds (best of ROUNDS each, so a burst of load from
+    elsewhere on the machine hurts one round of one configuration, not the comparison)."""
+    figures = {name: Figures() for name in ("echo", "redis-py", "redis", "memory", "trace100", "trace10")}
+    with ExitStack() as stack:
+        sink_port = free_port()
+        stack.enter_context(
+            server_process(["-m", "bench.otlp_sink", "--port", str(sink_port)], f"127.0.0.1:{sink_port}")
+        )
+        servers: dict[str, Server] = {}
+        port = free_port()
+        servers["echo"] = _start(
+            stack,
+            "echo",
+            ["-m", "bench.echo_server", "--mode", "bare", "--port", str(port)],
+            port,
+            env=None,
+            cache=False,
+        )
+        for name, url, extra in (
+            ("redis", SHARED_URL, None),
+            ("memory", None, None),
+            ("trace100", SHARED_URL, _tracing_env(sink_port, "1.0")),
+            ("trace10", SHARED_URL, _tracing_env(sink_port, "0.1")),
+        ):
+            port = free_port()
+            env = _cache_env(port, url, f"{prefix}{name}:", extra)
+            servers[name] = _start(stack, name, ["-m", "services.cache"], port, env=env, cache=True)
+
+        async def rounds() -> None:
+            client = aioredis.Redis(
+                connection_pool=aioredis.BlockingConnectionPool.from_url(SHARED_URL, max_connections=32)
+            )
+            try:
+                for _ in range(ROUNDS):
+                    for name in ("echo", "redis", "memory", "trace100", "trace10"):
+                        await _measure_get(servers[name], figures[name])
+                    await _measure_redis(client, f"{prefix}raw:", figures["redis-py"])
+                    for name in ("redis", "memory"):
+                        await _measure_set_and_many(servers[name], figures[name])
+            finally:
+                await client.aclose()
+
+        asyncio.run(rounds())
+    return figures
 
 
 def _profile(redis_url: str, prefix: str) -> str:
@@ -327,8 +385,8 @@ def _profile(redis_url: str, prefix: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cache.prof"
         args = ["-m", "cProfile", "-o", str(out), "-m", "services.cache"]
-        with server_process(args, address, env=_cache_env(port, redis_url, prefix)):
-            asyncio.run(_grpc_figures(address, cache=True, sets=False, many=False))
+        with server_process(args, address, env=_cache_env(port, redis_url, prefix)) as popen:
+            asyncio.run(_measure_get(Server("profiled", address, psutil.Process(popen.pid), True), Figures()))
         for _ in range(100):
             if out.exists() and out.stat().st_size:
                 break
@@ -349,53 +407,37 @@ def run() -> list[Row]:
     with ExitStack() as cleanup:
         prefix = unique_prefix("bench")
         cleanup.callback(delete_prefix, SHARED_URL, prefix)
-        echo = _echo()
-        raw = _redis_figures_sync(SHARED_URL, prefix + "raw:")
-        ours = _ours(SHARED_URL, prefix + "redis:")
-        memory = _ours(None, prefix + "memory:")
-        traced_all = _traced(SHARED_URL, prefix + "trace100:", "1.0")
-        traced_some = _traced(SHARED_URL, prefix + "trace10:", "0.1")
-        plain = _ours(
-            SHARED_URL, prefix + "plain:", sets=False, many=False
-        )  # tracing off, measured next to the traced runs
-    rows += _rows(echo, raw, ours, memory, traced_all, traced_some, plain)
-    misses = [row for row in rows if row.meets is False]
-    if misses:
+        figures = _measure_all(prefix)
+    rows += _rows(figures)
+    if any(row.meets is False for row in rows):
         with ExitStack() as cleanup:
             prefix = unique_prefix("bench")
             cleanup.callback(delete_prefix, SHARED_URL, prefix)
             profile = _profile(SHARED_URL, prefix)
         print(
-            "\ncache server profile under 64 concurrent Gets (cProfile, by own time; also in .bench/cache_profile.txt):"
+            "\ncache server profile under 64 concurrent Gets "
+            "(cProfile, by own time; also in .bench/cache_profile.txt):"
         )
         print("\n".join(profile.splitlines()[:45]))
     return rows
 
 
-def _redis_figures_sync(url: str, prefix: str) -> Figures:
-    return asyncio.run(_redis_figures(url, prefix))
-
-
-def _p(latency: Latency | None) -> float:
-    assert latency is not None
-    return latency.p50_ms
-
-
-def _rows(
-    echo: Figures,
-    raw: Figures,
-    ours: Figures,
-    memory: Figures,
-    traced_all: Figures,
-    traced_some: Figures,
-    plain: Figures,
-) -> list[Row]:
-    assert echo.get_latency and ours.get_latency and memory.get_latency and raw.get_latency
-    assert ours.set_latency and memory.set_latency and raw.set_latency
+def _rows(f: dict[str, Figures]) -> list[Row]:
+    echo, raw, ours, memory = f["echo"], f["redis-py"], f["redis"], f["memory"]
+    assert echo.get_latency
+    assert ours.get_latency
+    assert memory.get_latency
+    assert raw.get_latency
+    assert ours.set_latency
+    assert memory.set_latency
+    assert raw.set_latency
     added_redis = (ours.get_latency.p50_ms - echo.get_latency.p50_ms) * 1000
     added_memory = (memory.get_latency.p50_ms - echo.get_latency.p50_ms) * 1000
-    tracing_off = statistics.fmean([ours.get_rate, plain.get_rate])
-    rows = [
+    cpu = (
+        f"server CPU per call: echo {echo.get_cpu_us:.0f} us, ours {{ours:.0f}} us "
+        f"(best of {ROUNDS} interleaved rounds)"
+    )
+    return [
         ratio_row(
             "cache Get, Redis, 64 callers",
             ours.get_rate,
@@ -403,6 +445,7 @@ def _rows(
             "calls/s",
             goal_ratio=0.8,
             anchor_name="bare grpcio echo",
+            note=cpu.format(ours=ours.get_cpu_us),
         ),
         ratio_row(
             "cache Get, memory, 64 callers",
@@ -411,6 +454,7 @@ def _rows(
             "calls/s",
             goal_ratio=0.8,
             anchor_name="bare grpcio echo",
+            note=cpu.format(ours=memory.get_cpu_us),
         ),
         _added_row("cache Get, Redis, p50 1 caller", ours.get_latency, echo.get_latency, added_redis),
         _added_row("cache Get, memory, p50 1 caller", memory.get_latency, echo.get_latency, added_memory),
@@ -430,7 +474,8 @@ def _rows(
             goal_ratio=None,
             higher_is_better=False,
             anchor_name="redis-py GET",
-            note=f"p99 ours {ours.get_latency.p99_ms:.3f} ms, redis-py {raw.get_latency.p99_ms:.3f} ms, echo {echo.get_latency.p99_ms:.3f} ms",
+            note=f"p99 ours {ours.get_latency.p99_ms:.3f} ms, redis-py {raw.get_latency.p99_ms:.3f} ms, "
+            f"echo {echo.get_latency.p99_ms:.3f} ms",
         ),
         ratio_row(
             "cache Set, Redis, 64 callers",
@@ -463,29 +508,29 @@ def _rows(
             ours.many_conc_keys,
             raw.many_conc_keys,
             f"redis-py MGET {MANY_KEYS}",
-            100_000,
+            goal=100_000,
             note=f"1 caller: ours {ours.many_seq_keys:,.0f} keys/s, MGET {raw.many_seq_keys:,.0f} keys/s; "
             f"memory backend {memory.many_conc_keys:,.0f} keys/s ({MANY_CONCURRENCY} callers)",
         ),
         ratio_row(
             "cache Get, tracing on (100% sampled), 64 callers",
-            traced_all.get_rate,
-            tracing_off,
+            f["trace100"].get_rate,
+            ours.get_rate,
             "calls/s",
             goal_ratio=None,
             anchor_name="tracing off",
+            note=cpu.format(ours=f["trace100"].get_cpu_us),
         ),
         ratio_row(
             "cache Get, tracing on (10% sampled), 64 callers",
-            traced_some.get_rate,
-            tracing_off,
+            f["trace10"].get_rate,
+            ours.get_rate,
             "calls/s",
             goal_ratio=0.85,
             anchor_name="tracing off",
-            note=f"tracing off measured twice: {ours.get_rate:,.0f} and {plain.get_rate:,.0f} calls/s",
+            note=cpu.format(ours=f["trace10"].get_cpu_us),
         ),
     ]
-    return rows
 
 
 def _added_row(name: str, ours: Latency, echo: Latency, added_us: float) -> Row:
@@ -502,7 +547,7 @@ def _added_row(name: str, ours: Latency, echo: Latency, added_us: float) -> Row:
     )
 
 
-def _goal_row(name: str, ours: float, anchor: float, anchor_name: str, goal: float, note: str) -> Row:
+def _goal_row(name: str, ours: float, anchor: float, anchor_name: str, *, goal: float, note: str) -> Row:
     return Row(
         name,
         ours,
