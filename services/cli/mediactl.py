@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from services.cli.cache_commands import cache
 from services.cli.probe import HealthResult, check_health
 from services.runtime.suite import PROCESSES
 
@@ -113,6 +114,7 @@ def health(targets: Targets, as_json: bool) -> None:
 
 
 # Command groups of the services register here, one line each: cli.add_command(<group>).
+cli.add_command(cache)
 
 
 def main() -> None:
