@@ -6,8 +6,9 @@ Keys live under a configurable prefix ``P`` so several suites (or tests) share o
     P l:<namespace>:<key>     the lease token of a missing key (SET NX PX)
     P s:<namespace>:<path>    the keys made from one source file (a set, for invalidation by source)
 
-Reads (GET, MGET) are pipelined on one dedicated connection (``redis_reads.py``, measured much
-cheaper than a redis-py call); everything else goes through the redis-py pool. Connection errors
+Reads (GET, MGET) and small writes are pipelined on one dedicated connection
+(``redis_pipeline.py``, measured much cheaper than a redis-py call); everything else goes through
+the redis-py pool. Connection errors
 and timeouts surface as :class:`BackendDown`, never retried here: the failover layer decides.
 """
 
@@ -27,7 +28,7 @@ from redis.backoff import NoBackoff
 from services.cache.backend import BackendDown, BackendKind, Usage, Write
 from services.cache.entries import HEADER, head_sizes
 from services.cache.globs import escape
-from services.cache.redis_reads import PipelinedReads
+from services.cache.redis_pipeline import PipelinedConnection
 from services.runtime.errors import Unavailable
 
 __all__ = ["RedisBackend"]
@@ -38,6 +39,9 @@ T = TypeVar("T")
 
 _DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError)
 _SCAN_COUNT = 1000
+# Writes up to this many bytes in all go over the pipelined connection; larger ones use the pool,
+# so a big value never delays the reads queued behind it.
+PIPELINED_WRITE_BYTES = 64 * 1024
 _DELETE_CHUNK = 500
 
 # Delete KEYS[1] only if its first bytes are still ARGV[1] (nobody replaced the stale entry).
@@ -82,7 +86,7 @@ class RedisBackend:
             retry=Retry(NoBackoff(), 0),
         )
         self._client = Redis(connection_pool=self._pool)
-        self._reads = PipelinedReads(url, timeout, tracer)
+        self._pipe = PipelinedConnection(url, timeout, tracer)
         self._delete_if_head = self._client.register_script(_DELETE_IF_HEAD)
         self._release = self._client.register_script(_RELEASE)
 
@@ -122,14 +126,14 @@ class RedisBackend:
 
     async def get(self, namespace: str, key: str) -> bytes | None:
         """The blob under key (one pipelined GET)."""
-        return await self._reads.get(f"{self.prefix}e:{namespace}:{key}")
+        return await self._pipe.get(f"{self.prefix}e:{namespace}:{key}")
 
     async def get_many(self, namespace: str, keys: Sequence[str]) -> list[bytes | None]:
         """One MGET."""
         if not keys:
             return []
         prefix = f"{self.prefix}e:{namespace}:"
-        return await self._reads.mget([prefix + key for key in keys])
+        return await self._pipe.mget([prefix + key for key in keys])
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -137,6 +141,8 @@ class RedisBackend:
         """One pipeline: SET PX (NX when asked) per entry, plus the source index."""
         if not writes:
             return []
+        if sum(len(w.blob) for w in writes) <= PIPELINED_WRITE_BYTES:
+            return await self._set_pipelined(namespace, writes)
         positions = []
         async with self._guard():
             pipe = self._client.pipeline(transaction=False)
@@ -153,6 +159,28 @@ class RedisBackend:
                     pipe.pexpire(index, index_ttl, gt=True)
             results = await pipe.execute()
         return [bool(results[i]) for i in positions]
+
+    async def _set_pipelined(self, namespace: str, writes: Sequence[Write]) -> list[bool]:
+        commands: list[tuple[bytes | str | int, ...]] = []
+        positions = []
+        for write in writes:
+            positions.append(len(commands))
+            command: tuple[bytes | str | int, ...] = (
+                b"SET",
+                self.entry_key(namespace, write.key),
+                write.blob,
+                b"PX",
+                write.ttl_ms,
+            )
+            commands.append((*command, b"NX") if write.only_if_absent else command)
+            if write.source is not None:
+                index = self._source_key(namespace, write.source)
+                index_ttl = max(write.ttl_ms, self._index_ttl_ms(namespace))
+                commands.append((b"SADD", index, write.key))
+                commands.append((b"PEXPIRE", index, index_ttl, b"NX"))
+                commands.append((b"PEXPIRE", index, index_ttl, b"GT"))
+        replies = await self._pipe.execute(commands)
+        return [replies[i] is not None for i in positions]
 
     async def delete_many(self, namespace: str, keys: Sequence[str]) -> int:
         """One UNLINK."""
@@ -281,7 +309,7 @@ class RedisBackend:
 
     async def close(self) -> None:
         """Close every pooled connection."""
-        await self._reads.close()
+        await self._pipe.close()
         await self._client.aclose()
         await self._pool.disconnect()
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from services.cache.backend import BackendDown
-from services.cache.redis_reads import PipelinedReads
+from services.cache.redis_pipeline import PipelinedConnection
 from tests.support.redis import private_redis
 
 pytestmark = pytest.mark.fault
@@ -22,7 +22,7 @@ async def test_concurrent_reads_get_their_own_replies(tmp_path: Path) -> None:
         client = redis.Redis.from_url(server.url)
         client.mset({f"k{i}": f"v{i}" for i in range(300)})
         client.close()
-        reads = PipelinedReads(server.url, timeout=2.0)
+        reads = PipelinedConnection(server.url, timeout=2.0)
         try:
             singles = [reads.get(f"k{i}") for i in range(300)]
             batches = [reads.mget([f"k{i}", "missing", f"k{299 - i}"]) for i in range(100)]
@@ -38,7 +38,7 @@ async def test_database_from_the_url(tmp_path: Path) -> None:
         client = redis.Redis(port=server.port, db=3)
         client.set("k", b"in db 3")
         client.close()
-        reads = PipelinedReads(server.url.replace("/0", "/3"), timeout=2.0)
+        reads = PipelinedConnection(server.url.replace("/0", "/3"), timeout=2.0)
         try:
             assert await reads.get("k") == b"in db 3"
         finally:
@@ -47,7 +47,7 @@ async def test_database_from_the_url(tmp_path: Path) -> None:
 
 async def test_frozen_redis_fails_pending_reads_then_recovers(tmp_path: Path) -> None:
     with private_redis(tmp_path) as server:
-        reads = PipelinedReads(server.url, timeout=0.2)
+        reads = PipelinedConnection(server.url, timeout=0.2)
         try:
             assert await reads.get("k") is None
             assert server.popen is not None
@@ -65,7 +65,7 @@ async def test_frozen_redis_fails_pending_reads_then_recovers(tmp_path: Path) ->
 
 async def test_killed_redis_fails_reads_and_reconnects_after_restart(tmp_path: Path) -> None:
     with private_redis(tmp_path) as server:
-        reads = PipelinedReads(server.url, timeout=0.5)
+        reads = PipelinedConnection(server.url, timeout=0.5)
         try:
             assert await reads.get("k") is None
             server.kill()
