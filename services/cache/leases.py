@@ -24,8 +24,10 @@ __all__ = ["Lease", "LeaseOutcome", "LeasePolicy", "Leases"]
 
 POLL_MIN = 0.01
 POLL_MAX = 0.2
-# A waiter answers this long before the caller's deadline, so the answer arrives in time.
+# A waiter answers this share of the caller's remaining time (at least 50 ms) before its deadline,
+# so the answer arrives in time.
 DEADLINE_MARGIN = 0.05
+DEADLINE_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ class Leases:
         ttl = self._bounded(lease_ttl, policy.default_ttl, policy.max_ttl, "lease_ttl")
         patience = self._bounded(wait, policy.default_wait, policy.max_wait, "wait_timeout")
         if time_left is not None:
-            patience = min(patience, max(time_left - DEADLINE_MARGIN, 0.0))
+            margin = max(DEADLINE_MARGIN, time_left * DEADLINE_SHARE)
+            patience = min(patience, max(time_left - margin, 0.0))
         ends = time.monotonic() + patience
         waited = False
         poll = POLL_MIN

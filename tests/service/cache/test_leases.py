@@ -108,7 +108,7 @@ async def test_a_waiter_out_of_time_is_told_so(cache: RunningCache) -> None:
     # The caller's own deadline bounds the wait too, and the answer comes before it.
     with pytest.raises(grpc.aio.AioRpcError) as bounded:
         await cache.stub.GetOrLease(
-            pb.GetOrLeaseRequest(namespace=NS, key="slow", wait_timeout=_seconds(30)), timeout=0.5
+            pb.GetOrLeaseRequest(namespace=NS, key="slow", wait_timeout=_seconds(30)), timeout=1.0
         )
     assert "another caller is still computing" in (bounded.value.details() or "")
 
