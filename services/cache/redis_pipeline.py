@@ -39,7 +39,7 @@ class _Protocol(asyncio.Protocol):
         self.parser = hiredis.Reader()
         self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.out: list[bytes] = []
-        self.flush_scheduled = False
+        self.unanswered = 0  # commands written whose reply has not come yet
         self.watchdog: asyncio.TimerHandle | None = None
         self.replies = 0
         self.seen = 0
@@ -55,11 +55,14 @@ class _Protocol(asyncio.Protocol):
         while True:
             reply = self.parser.gets()
             if reply is False:
-                return
+                break
             self.replies += 1
+            self.unanswered -= 1
             future = pending.popleft()
             if not future.done():  # a caller that gave up (cancelled) just drops its reply
                 future.set_result(reply)
+        if self.unanswered == 0 and self.out:
+            self._flush()  # what queued up while the last batch was out leaves as the next one
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.give_up(exc or ConnectionResetError("redis closed the connection"))
@@ -79,21 +82,24 @@ class _Protocol(asyncio.Protocol):
             self.transport.abort()
 
     def send(self, packed: bytes, timeout: float) -> asyncio.Future[Any]:
-        """Queue one command; it leaves with the others written in this loop iteration."""
+        """Queue one command. With nothing in flight it leaves at once; otherwise it leaves, with
+        every command queued behind it, as soon as the replies in flight are in: one batch out at
+        a time, so under load one write and one read carry many callers' commands."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self.pending.append(future)
         self.out.append(packed)
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            loop.call_soon(self._flush)
+        if self.unanswered == 0:
+            self._flush()
         if self.watchdog is None:
             self.seen = self.replies
             self.watchdog = loop.call_later(timeout, self._check, timeout)
         return future
 
     def _flush(self) -> None:
-        self.flush_scheduled = False
+        if not self.out:
+            return
+        self.unanswered += len(self.out)
         data, self.out = b"".join(self.out), []
         if self.transport is not None and self.lost is None:
             self.transport.write(data)
