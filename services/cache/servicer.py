@@ -45,7 +45,7 @@ def _fill_info(message: pb.EntryInfo, info: Header) -> None:
     stamp = message.expires_at
     stamp.seconds = expires_at // 1000
     stamp.nanos = expires_at % 1000 * 1_000_000
-    message.codec = info.codec.value  # type: ignore[assignment]
+    message.codec = info.codec  # type: ignore[assignment]  # an IntEnum with the proto's numbers
     message.raw_bytes = info.raw_size
     message.stored_bytes = info.stored_size
     if info.content_type:

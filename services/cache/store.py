@@ -148,6 +148,13 @@ class CacheStore:
                 "max_key_bytes", limit, len(key.encode()), env="CACHE_MAX_KEY_BYTES", what=f"{field} bytes"
             )
 
+    def _check_keys(self, keys: Sequence[str]) -> None:
+        """check_key on each key, naming keys[i] (one pass that only looks closer at suspects)."""
+        quick = self.limits.max_key_bytes // 4
+        for i, key in enumerate(keys):
+            if not key or len(key) > quick:
+                self.check_key(key, f"keys[{i}]")
+
     def _check_count(self, count: int, field: str) -> None:
         if count > self.limits.max_keys_per_call:
             raise LimitExceeded(
@@ -294,8 +301,7 @@ class CacheStore:
         """Every key's lookup, in order, from one backend round trip."""
         policy = self.namespaces.get(namespace)
         self._check_count(len(keys), "keys")
-        for i, key in enumerate(keys):
-            self.check_key(key, f"keys[{i}]")
+        self._check_keys(keys)
         counters = self.stats.counters[policy.name]
         started = time.perf_counter()
         blobs = await self.backend.get_many(namespace, keys)
@@ -330,11 +336,18 @@ class CacheStore:
         found: list[tuple[int, Header, bytes]] = []
         with_source = False
         for i, blob in enumerate(blobs):
-            if blob is not None:
-                header = self._header(policy.name, keys[i], blob)
-                if header is not None:
-                    found.append((i, header, blob))
-                    with_source = with_source or header.fingerprint is not None
+            if blob is None:
+                continue
+            try:
+                header = read_header(blob)
+            except (ValueError, UnicodeDecodeError) as error:
+                log.warning(
+                    "entry %s/%s is not readable (%s): treated as absent", policy.name, keys[i][:100], error
+                )
+                continue
+            found.append((i, header, blob))
+            if header.fingerprint is not None:
+                with_source = True
         if with_source:
             stale = await self._stale(policy, keys, found, stated)
             for i, header, blob in found:
