@@ -14,10 +14,11 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from mediasuite.cache.v1 import cache_service_pb2 as pb
 from mediasuite.cache.v1 import cache_service_pb2_grpc
 from mediasuite.common.v1 import media_pb2
+from services.cache.bulk import WarmItem, invalidate, warm
 from services.cache.entries import Fingerprint, Header
 from services.cache.leases import Leases
 from services.cache.stats import NamespaceReport
-from services.cache.store import CacheStore, Hit, Miss, NewEntry, WarmItem
+from services.cache.store import CacheStore, Hit, Miss, NewEntry
 
 __all__ = ["CacheServiceServicer"]
 
@@ -155,7 +156,8 @@ class CacheServiceServicer(cache_service_pb2_grpc.CacheServiceServicer):
     async def Invalidate(self, request: pb.InvalidateRequest, context: Context) -> pb.InvalidateResponse:
         """Everything matching a prefix, a pattern or a source path."""
         which = request.WhichOneof("selector")
-        deleted = await self._store.invalidate(
+        deleted = await invalidate(
+            self._store,
             request.namespace,
             prefix=request.prefix if which == "prefix" else None,
             pattern=request.pattern if which == "pattern" else None,
@@ -172,7 +174,7 @@ class CacheServiceServicer(cache_service_pb2_grpc.CacheServiceServicer):
             async for message in request_iterator:
                 yield WarmItem(message.namespace, _entry(message.entry), message.only_if_absent)
 
-        report = await self._store.warm(items())
+        report = await warm(self._store, items())
         return pb.WarmResponse(
             stored_count=report.stored,
             skipped_count=report.skipped,

@@ -1,7 +1,7 @@
 """The cache itself: namespaces, limits, compression and freshness over a storage backend.
 
-``CacheStore`` is what the servicer calls, one method per RPC (leases are in ``leases.py``). It
-knows nothing of gRPC: it takes and returns plain values and raises the runtime's domain errors,
+``CacheStore`` is what the servicer calls, one method per RPC (leases are in ``leases.py``,
+invalidation and warm-up in ``bulk.py``, statistics in ``stats.py``). It knows nothing of gRPC: it takes and returns plain values and raises the runtime's domain errors,
 naming the field and the limit at fault.
 """
 
@@ -11,18 +11,17 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import AsyncIterable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from services.cache.backend import Backend, BackendKind, BackendState, Usage, Write
 from services.cache.codecs import Codec, Compressor
 from services.cache.entries import Fingerprint, Header, decode_value, pack_entry, read_header
 from services.cache.freshness import SourceChecker, check_fingerprint
-from services.cache.globs import check_pattern, escape
 from services.cache.namespaces import NamespacePolicy, Namespaces
 from services.cache.signals import Signals
 from services.cache.stats import Counters, Stats, StatsReport
-from services.runtime.errors import InvalidArgument, LimitExceeded, MediasuiteError
+from services.runtime.errors import InvalidArgument, LimitExceeded
 
 __all__ = [
     "CacheStore",
@@ -31,8 +30,6 @@ __all__ = [
     "Lookup",
     "Miss",
     "NewEntry",
-    "WarmItem",
-    "WarmReport",
 ]
 
 log = logging.getLogger("mediasuite.cache")
@@ -41,8 +38,6 @@ log = logging.getLogger("mediasuite.cache")
 # it the work takes less time than the hop to a thread would.
 OFFLOAD_BYTES = 64 * 1024
 MAX_CONTENT_TYPE = 255
-MAX_REFUSALS = 10
-WARM_BATCH = 256
 STATS_WAIT = 2.0
 
 
@@ -86,26 +81,6 @@ Lookup = Hit | Miss
 """The outcome of reading one key: a hit, or a miss and its reason."""
 
 
-@dataclass(frozen=True, slots=True)
-class WarmItem:
-    """One entry of a Warm stream."""
-
-    namespace: str
-    entry: NewEntry
-    only_if_absent: bool = False
-
-
-@dataclass
-class WarmReport:
-    """What a Warm stream stored, skipped and refused."""
-
-    stored: int = 0
-    skipped: int = 0
-    refused: int = 0
-    stored_bytes: int = 0
-    refusals: list[str] = field(default_factory=list)
-
-
 class CacheStore:
     """Namespaced entries over a backend, with limits, compression, freshness and statistics."""
 
@@ -129,7 +104,7 @@ class CacheStore:
         self.limits = limits
         self._compressor = compressor
         self._checker = checker
-        self._signals = signals
+        self.signals = signals
         self._state = state
         self._stats_refresh = stats_refresh
         self._clock = clock
@@ -165,8 +140,8 @@ class CacheStore:
                 what=f"number of {field}",
             )
 
-    def _check_entry(self, policy: NamespacePolicy, entry: NewEntry, field: str) -> int:
-        """Check one entry to store; its TTL in milliseconds."""
+    def check_entry(self, policy: NamespacePolicy, entry: NewEntry, field: str) -> int:
+        """Check one entry to store (``field`` prefixes the names in errors); its TTL in ms."""
         self.check_key(entry.key, f"{field}key")
         if len(entry.value) > self.limits.max_value_bytes:
             raise LimitExceeded(
@@ -201,7 +176,8 @@ class CacheStore:
         source = entry.fingerprint.path if entry.fingerprint is not None else None
         return Write(entry.key, blob, ttl_ms, len(entry.value), len(stored), source, only_if_absent)
 
-    async def _encode_all(self, items: Sequence[tuple[NewEntry, int, bool]]) -> list[Write]:
+    async def encode_all(self, items: Sequence[tuple[NewEntry, int, bool]]) -> list[Write]:
+        """(entry, ttl ms, only if absent) as backend writes; compressed off the loop when large."""
         now_ms = int(self._clock() * 1000)
         if sum(len(entry.value) for entry, _, _ in items) < OFFLOAD_BYTES:
             return [self._encode(entry, ttl, now_ms, nx) for entry, ttl, nx in items]
@@ -395,10 +371,10 @@ class CacheStore:
     async def set(self, namespace: str, entry: NewEntry, lease_token: str = "") -> Header:
         """Store one entry; with a lease token, complete that lease (waiters receive the value)."""
         policy = self.namespaces.get(namespace)
-        ttl_ms = self._check_entry(policy, entry, "")
+        ttl_ms = self.check_entry(policy, entry, "")
         if len(lease_token) > 256:
             raise InvalidArgument("lease_token is not a token GetOrLease gave", field="lease_token")
-        (write,) = await self._encode_all([(entry, ttl_ms, False)])
+        (write,) = await self.encode_all([(entry, ttl_ms, False)])
         counters = self.stats.counters[policy.name]
         started = time.perf_counter()
         await self.backend.set_many(namespace, [write])
@@ -406,7 +382,7 @@ class CacheStore:
         counters.sets += 1
         if lease_token:
             await self.backend.release_lease(namespace, entry.key, lease_token)
-        self._signals.notify(namespace, entry.key)
+        self.signals.notify(namespace, entry.key)
         return read_header(write.blob)
 
     async def set_many(self, namespace: str, entries: Sequence[NewEntry]) -> tuple[int, int]:
@@ -414,17 +390,17 @@ class CacheStore:
         policy = self.namespaces.get(namespace)
         self._check_count(len(entries), "entries")
         items = [
-            (entry, self._check_entry(policy, entry, f"entries[{i}]."), False)
+            (entry, self.check_entry(policy, entry, f"entries[{i}]."), False)
             for i, entry in enumerate(entries)
         ]
-        writes = await self._encode_all(items)
+        writes = await self.encode_all(items)
         counters = self.stats.counters[policy.name]
         started = time.perf_counter()
         await self.backend.set_many(namespace, writes)
         counters.latency(time.perf_counter() - started)
         counters.sets += len(writes)
         for entry in entries:
-            self._signals.notify(namespace, entry.key)
+            self.signals.notify(namespace, entry.key)
         return len(writes), sum(w.stored_size for w in writes)
 
     async def delete(self, namespace: str, key: str) -> bool:
@@ -443,104 +419,6 @@ class CacheStore:
         counters.latency(time.perf_counter() - started)
         counters.deletes += deleted
         return deleted
-
-    async def invalidate(
-        self,
-        namespace: str,
-        *,
-        prefix: str | None = None,
-        pattern: str | None = None,
-        source_path: str | None = None,
-    ) -> int:
-        """Delete what matches a key prefix, a glob pattern or a source path, in one or every ("*")
-        namespace, incrementally; how many entries were deleted."""
-        names = self.namespaces.names if namespace == "*" else [self.namespaces.get(namespace).name]
-        chosen = [s for s in (prefix, pattern, source_path) if s is not None]
-        if len(chosen) != 1:
-            raise InvalidArgument("set exactly one of prefix, pattern or source_path", field="selector")
-        glob = None
-        if prefix is not None:
-            if len(prefix.encode()) > self.limits.max_key_bytes:
-                raise LimitExceeded(
-                    "max_key_bytes",
-                    self.limits.max_key_bytes,
-                    len(prefix.encode()),
-                    env="CACHE_MAX_KEY_BYTES",
-                    what="prefix bytes",
-                )
-            glob = escape(prefix) + "*"
-        elif pattern is not None:
-            if not pattern:
-                raise InvalidArgument(
-                    'pattern must not be empty (use prefix "" for everything)', field="pattern"
-                )
-            if len(pattern.encode()) > 2 * self.limits.max_key_bytes:
-                raise LimitExceeded(
-                    "max_pattern_bytes",
-                    2 * self.limits.max_key_bytes,
-                    len(pattern.encode()),
-                    env="CACHE_MAX_KEY_BYTES",
-                    what="pattern bytes",
-                )
-            problem = check_pattern(pattern)
-            if problem:
-                raise InvalidArgument(f"pattern {pattern[:100]!r} {problem}", field="pattern")
-            glob = pattern
-        else:
-            assert source_path is not None
-            check_fingerprint(Fingerprint(source_path), "source")
-        deleted = 0
-        for name in names:
-            if glob is not None:
-                count = await self.backend.delete_matching(name, glob)
-            else:
-                count = await self.backend.delete_by_source(name, source_path or "")
-            self.stats.counters[name].deletes += count
-            deleted += count
-        return deleted
-
-    async def warm(self, items: AsyncIterable[WarmItem]) -> WarmReport:
-        """Store a stream of entries in batches; refused entries are counted with their reasons."""
-        report = WarmReport()
-        batches: dict[str, list[tuple[NewEntry, int, bool]]] = {}
-        pending = 0
-        index = 0
-        async for item in items:
-            try:
-                policy = self.namespaces.get(item.namespace)
-                ttl_ms = self._check_entry(policy, item.entry, "entry.")
-            except MediasuiteError as error:
-                report.refused += 1
-                if len(report.refusals) < MAX_REFUSALS:
-                    report.refusals.append(
-                        f"#{index} {item.namespace[:60]}/{item.entry.key[:100]}: {error.message}"
-                    )
-            else:
-                batches.setdefault(policy.name, []).append((item.entry, ttl_ms, item.only_if_absent))
-                pending += 1
-                if pending >= WARM_BATCH:
-                    await self._flush_warm(batches, report)
-                    pending = 0
-            index += 1
-        await self._flush_warm(batches, report)
-        return report
-
-    async def _flush_warm(
-        self, batches: dict[str, list[tuple[NewEntry, int, bool]]], report: WarmReport
-    ) -> None:
-        for namespace, items in batches.items():
-            writes = await self._encode_all(items)
-            stored = await self.backend.set_many(namespace, writes)
-            counters = self.stats.counters[namespace]
-            for write, ok in zip(writes, stored, strict=True):
-                if ok:
-                    report.stored += 1
-                    report.stored_bytes += write.stored_size
-                    counters.sets += 1
-                    self._signals.notify(namespace, write.key)
-                else:
-                    report.skipped += 1
-        batches.clear()
 
     # -- statistics ------------------------------------------------------------------------
 
