@@ -133,7 +133,14 @@ class PipelinedConnection:
                 span.set_attribute("db.system", "redis")
                 span.set_attribute("db.operation.name", "GET")
                 return await self._command((b"GET", key))  # type: ignore[no-any-return]
-        return await self._command((b"GET", key))  # type: ignore[no-any-return]
+        # The hot path, inlined: no further coroutine frames between the caller and the reply.
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            protocol = await self._connect()
+        reply = await protocol.send(hiredis.pack_command((b"GET", key)), self._timeout)  # type: ignore[arg-type]
+        if reply.__class__ is hiredis.ReplyError:
+            raise Unavailable(f"redis refused GET: {reply}")
+        return reply  # type: ignore[no-any-return]
 
     async def mget(self, keys: Sequence[bytes | str]) -> list[bytes | None]:
         """MGET keys (one command; a CLIENT span when the caller's span is sampled)."""

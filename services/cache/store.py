@@ -1,8 +1,9 @@
 """The cache itself: namespaces, limits, compression and freshness over a storage backend.
 
 ``CacheStore`` is what the servicer calls, one method per RPC (leases are in ``leases.py``,
-invalidation and warm-up in ``bulk.py``, statistics in ``stats.py``). It knows nothing of gRPC: it takes and returns plain values and raises the runtime's domain errors,
-naming the field and the limit at fault.
+invalidation and warm-up in ``bulk.py``, statistics in ``stats.py``). It knows nothing of gRPC:
+it takes and returns plain values and raises the runtime's domain errors, naming the field and
+the limit at fault.
 """
 
 from __future__ import annotations
@@ -219,13 +220,34 @@ class CacheStore:
         counters.latency(time.perf_counter() - started)
         lookup: Lookup = Miss.ABSENT
         if blob is not None:
-            lookup = await self._lookup(policy, counters, key, blob, stated=fingerprint, verify=verify_source)
+            lookup = self._quick(blob) or await self._lookup(
+                policy, counters, key, blob, stated=fingerprint, verify=verify_source
+            )
         if count:
             if lookup.__class__ is Hit:
                 counters.hits += 1
             else:
                 counters.misses += 1
         return lookup
+
+    @staticmethod
+    def _quick(blob: bytes) -> Hit | None:
+        """The hit of a plain entry (no source to check, raw or small) without awaiting anything;
+        None when the entry needs the full path (freshness, a thread for decompression, errors)."""
+        try:
+            header = read_header(blob)
+        except (ValueError, UnicodeDecodeError):
+            return None  # the full path logs it
+        if header.fingerprint is not None:
+            return None
+        if header.codec is Codec.RAW:
+            return Hit(blob[header.offset :], header)
+        if header.raw_size >= OFFLOAD_BYTES:
+            return None
+        try:
+            return Hit(decode_value(header, blob), header)
+        except ValueError:
+            return None
 
     async def _lookup(
         self,
