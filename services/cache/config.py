@@ -161,9 +161,9 @@ class CacheConfig:
             "CACHE_LEASE_WAIT_MAX", 60.0, "longest GetOrLease wait for another caller's value", min=0
         )
         media_root = env.text(
-            "MEDIA_ROOT",
+            "CACHE_MEDIA_ROOT",
             "",
-            "root directory of the media library (cache: checks sources of fingerprinted entries)",
+            "the media library's root (as PROCESSING_MEDIA_ROOT), for checking the source files of entries",
         )
         stats_refresh = env.duration(
             "CACHE_STATS_REFRESH",

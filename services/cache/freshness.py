@@ -74,9 +74,9 @@ class SourceChecker:
         """FailedPrecondition when no media root is configured."""
         if self.media_root is None:
             raise FailedPrecondition(
-                "verify_source needs the cache service's media root: set MEDIA_ROOT to the media "
+                "verify_source needs the cache service's media root: set CACHE_MEDIA_ROOT to the media "
                 "library's root directory, or state the current fingerprint instead",
-                reason="MEDIA_ROOT_UNSET",
+                reason="CACHE_MEDIA_ROOT_UNSET",
             )
 
     async def fresh(self, fingerprints: Sequence[Fingerprint]) -> list[bool]:

@@ -111,7 +111,7 @@ async def build_server(config: CacheConfig, telemetry: Telemetry) -> GrpcServer:
             await server.set_serving(not failover.degraded, REDIS_HEALTH)
         if config.media_root is not None and not config.media_root.is_dir():
             log.warning(
-                "MEDIA_ROOT %s is not a directory: entries with a source will read as stale",
+                "CACHE_MEDIA_ROOT %s is not a directory: entries with a source will read as stale",
                 config.media_root,
             )
         if metrics_on and config.stats_refresh > 0:

@@ -182,7 +182,7 @@ async def test_malformed_content_hash(cache: RunningCache, content_hash: str) ->
 async def test_verify_source_without_a_media_root(cache: RunningCache) -> None:
     error = await _fails(cache.stub.Get(pb.GetRequest(namespace=NS, key="k", verify_source=True)))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "MEDIA_ROOT" in (error.details() or "")
+    assert "CACHE_MEDIA_ROOT" in (error.details() or "")
 
 
 async def test_bad_lease_arguments(cache: RunningCache) -> None:

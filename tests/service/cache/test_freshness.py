@@ -20,7 +20,7 @@ async def media_cache(
 ) -> AsyncIterator[tuple[RunningCache, Path]]:
     root = tmp_path / "media"
     (root / "albums").mkdir(parents=True)
-    async with running_cache(request.param, MEDIA_ROOT=str(root)) as cache:
+    async with running_cache(request.param, CACHE_MEDIA_ROOT=str(root)) as cache:
         yield cache, root
 
 
