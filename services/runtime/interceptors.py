@@ -36,7 +36,6 @@ log = logging.getLogger("mediasuite.rpc")
 
 _DOMAIN = "mediasuite"
 _UNTRACED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-_TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
 _INTERNAL_HINT = "the service logged the details under this id; report it if the problem persists"
 
 
@@ -252,11 +251,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         )
 
 
-def _parent(context: grpc.aio.ServicerContext[Any, Any]) -> otel_context.Context | None:
-    """The W3C trace context the caller sent, if any."""
+def _parent(
+    context: grpc.aio.ServicerContext[Any, Any], fields: frozenset[str]
+) -> otel_context.Context | None:
+    """The trace context the caller sent in the headers the propagator reads, if any."""
     carrier = {}
     for key, value in context.invocation_metadata() or ():
-        if key in _TRACE_HEADERS:
+        if key in fields:
             carrier[key] = value if isinstance(value, str) else value.decode()
     return propagate.extract(carrier) if carrier else None
 
@@ -289,11 +290,13 @@ def _traced(
 ) -> Behavior:
     """``behavior`` run inside a SERVER span (child of the caller's context when it sent one)."""
     kind = trace.SpanKind.SERVER
+    # The headers the configured propagators read (W3C traceparent/tracestate, baggage, b3 ...).
+    fields = frozenset(propagate.get_global_textmap().fields)
 
     if not streaming:
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            parent = _parent(context)
+            parent = _parent(context, fields)
             span = tracer.start_span(method, context=parent, kind=kind, attributes=attributes)
             token = otel_context.attach(trace.set_span_in_context(span, parent))
             error: BaseException | None = None
@@ -311,7 +314,7 @@ def _traced(
         return unary
 
     async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        parent = _parent(context)
+        parent = _parent(context, fields)
         span = tracer.start_span(method, context=parent, kind=kind, attributes=attributes)
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         error: BaseException | None = None
