@@ -1,4 +1,4 @@
-"""The cache's statistics are exported as OpenTelemetry metrics through the runtime's meter."""
+"""The cache is observable: its statistics as OpenTelemetry metrics, its Redis commands as spans."""
 
 from __future__ import annotations
 
@@ -56,3 +56,32 @@ async def test_statistics_are_exported_as_metrics() -> None:
     assert _value(points["cache.evictions"], **ns) == 0
     # The runtime's RPC metrics are there too.
     assert "rpc.server.duration" in points
+
+
+async def test_a_traced_get_shows_the_redis_command_as_a_child_span() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with running_cache("redis", telemetry=Telemetry(tracer_provider=provider)) as cache:
+        await cache.stub.Get(pb.GetRequest(namespace="thumbnail", key="k"))
+        await cache.stub.GetMany(pb.GetManyRequest(namespace="thumbnail", keys=["a", "b"]))
+    spans = exporter.get_finished_spans()
+    by_name = {s.name: s for s in spans}
+    server = by_name["/mediasuite.cache.v1.CacheService/Get"]
+    command = by_name["GET"]
+    assert server.kind == SpanKind.SERVER
+    assert command.kind == SpanKind.CLIENT
+    assert command.parent is not None
+    assert command.parent.span_id == server.context.span_id
+    assert command.attributes is not None
+    assert command.attributes["db.system"] == "redis"
+    mget = by_name["MGET"]
+    assert mget.attributes is not None
+    assert mget.attributes["db.operation.batch.size"] == 2
+    assert mget.parent is not None
+    assert mget.parent.span_id == by_name["/mediasuite.cache.v1.CacheService/GetMany"].context.span_id
