@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli import gateway_commands
+from services.cli.cache_commands import cache
 from services.cli.monitor_commands import monitor
 from services.cli.probe import HealthResult, check_health
 from services.cli.processing_commands import process
@@ -116,6 +117,7 @@ def health(targets: Targets, as_json: bool) -> None:
 
 
 # Command groups of the services register here, one line each: cli.add_command(<group>).
+cli.add_command(cache)
 cli.add_command(monitor)
 cli.add_command(process)
 cli.add_command(gateway_commands.gateway)
