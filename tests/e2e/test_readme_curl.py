@@ -48,4 +48,4 @@ def test_readme_curl_examples_run_as_written(tmp_path: Path) -> None:
             elif "openapi.json" in line:
                 assert out == "200 application/json", out
             else:
-                assert out.startswith(("data:", "event:", ":")), (line, out[:200])
+                assert out.startswith(("data:", "event:", "id:", ":")), (line, out[:200])
