@@ -18,7 +18,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= mediasuite:$(VERSION)
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: help setup protos proto-check lint test run bench clean lock image
+.PHONY: help setup protos proto-check lint test run bench clean lock image browser
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,7 +53,10 @@ $(CHECKOV): requirements/checkov.txt
 	.tools/checkov/bin/python -m pip --disable-pip-version-check -q install -r requirements/checkov.txt
 	@touch $@
 
-test: $(STAMP) $(CHECKOV) ## run the whole test suite (real Redis on 127.0.0.1:6379, real gRPC on loopback)
+browser: ## install Debian's chromium for the dashboard tests (when /usr/bin/chromium is missing; needs root)
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+test: $(STAMP) $(CHECKOV) browser ## run the whole test suite (real Redis on 127.0.0.1:6379, real gRPC on loopback)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 run: $(STAMP) ## start all five services on loopback (Ctrl-C stops them gracefully)

@@ -18,19 +18,18 @@ from services.runtime.errors import InvalidArgument
 
 __all__ = ["SCOPES_HEADER", "BatchServiceServicer", "CatalogServiceServicer"]
 
-# Metadata the gateway sets after authenticating a caller: comma-separated scopes ("read,admin").
-# Only callers the NetworkPolicies let reach the batch service (the gateway; mTLS in production)
-# can set it; mediactl sets it with --admin for operators who reach the service directly.
-SCOPES_HEADER = "x-mediasuite-scopes"
+# Metadata the gateway sets after authenticating a caller: the key's scope ("read" or "admin";
+# HTTP callers cannot set mediasuite-* metadata themselves). Only callers the NetworkPolicies let
+# reach the batch service (the gateway; mTLS in production) can set it; mediactl sets it with
+# --admin for operators who reach the service directly.
+SCOPES_HEADER = "mediasuite-scope"
 
 
 def _admin(context: Any) -> bool:
-    for key, value in context.invocation_metadata() or ():
-        if key == SCOPES_HEADER:
-            scopes = {s.strip().lower() for s in str(value).split(",")}
-            if "admin" in scopes:
-                return True
-    return False
+    return any(
+        key == SCOPES_HEADER and str(value).strip().lower() == "admin"
+        for key, value in context.invocation_metadata() or ()
+    )
 
 
 class BatchServiceServicer(batch_service_pb2_grpc.BatchServiceServicer):

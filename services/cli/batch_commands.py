@@ -25,7 +25,7 @@ __all__ = ["batch", "catalog", "import_directory"]
 
 T = TypeVar("T")
 console = Console(stderr=True, highlight=False)
-_SCOPES = "x-mediasuite-scopes"
+_SCOPES = "mediasuite-scope"
 _PROCESS = ("thumbnail", "convert", "optimize", "analyze-quality", "enhance", "watermark", "probe")
 _ACTIONS = {
     "tag": bpb.CATALOG_ACTION_TAG,

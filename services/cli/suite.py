@@ -133,7 +133,8 @@ def _print_ready(children: list[Child], env: Mapping[str, str], elapsed: float) 
     for child in children:
         table.add_row(child.proc.name, env[child.proc.addr_env], str(child.popen.pid), str(child.log_path))
     console.print(table)
-    console.print(f"HTTP gateway: http://{env['GATEWAY_HTTP_LISTEN']}/  (health: /healthz)")
+    http = f"http://{env['GATEWAY_HTTP_LISTEN']}"
+    console.print(f"HTTP gateway: {http}/  (dashboard; API reference {http}/docs; health /healthz)")
     console.print(f"Prometheus metrics: http://{env.get('MONITOR_HTTP_LISTEN', '127.0.0.1:9464')}/metrics")
     redis = env.get("REDIS_URL") or "none: the cache keeps entries in memory (set REDIS_URL to use Redis)"
     console.print(f"Redis: {redis}")

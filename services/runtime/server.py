@@ -4,8 +4,8 @@
 
 - grpc.health.v1 (Check and Watch) with a status per service and for the whole server ("");
 - server reflection listing every service it serves;
-- the suite's interceptor (errors to statuses, in-flight tracking, RPC metrics) and, when tracing
-  is on, OpenTelemetry's, outermost so the span sees the final status;
+- the suite's interceptor (errors to statuses, in-flight tracking, RPC metrics and, when tracing
+  is on, a server span per call);
 - configured message sizes, keepalive and a cap on concurrent calls;
 - a graceful stop: health goes NOT_SERVING, (optionally) a drain delay while still serving, then
   no new calls, in-flight unary calls finish within the grace period, streams are cancelled.
@@ -90,18 +90,14 @@ class GrpcServer:
         self._on_stop: list[Hook] = []
         self._stopping = False
         metrics_on = self.telemetry.meter_provider is not None
-        interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = []
-        if self.telemetry.tracing:
-            from opentelemetry.instrumentation.grpc import aio_server_interceptor
-
-            interceptors.append(
-                aio_server_interceptor(tracer_provider=self.telemetry.tracer_provider)  # type: ignore[no-untyped-call]
-            )
-        interceptors.append(
+        interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = [
             ServerInterceptor(
-                config.service, self.tracker, self.telemetry.meter("mediasuite.rpc") if metrics_on else None
+                config.service,
+                self.tracker,
+                self.telemetry.meter("mediasuite.rpc") if metrics_on else None,
+                self.telemetry.tracer("mediasuite.rpc") if self.telemetry.tracing else None,
             )
-        )
+        ]
         self.server = grpc.aio.server(
             interceptors=interceptors,
             options=server_options(config),

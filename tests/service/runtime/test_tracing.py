@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 import grpc
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -72,3 +73,41 @@ async def test_call_across_two_services_is_one_trace(grpc_server: ServerFactory)
     assert get_server.parent is not None
     assert get_server.parent.span_id == get_client.context.span_id
     assert get_server.parent.is_remote, "the cache's server span continues the trace it received over gRPC"
+
+
+async def test_server_span_records_the_mapped_status_and_health_is_not_traced(
+    grpc_server: ServerFactory,
+) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from opentelemetry.trace import StatusCode
+
+    from tests.support.fakes import FailingProcessing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    binding = ServiceBinding(
+        "mediasuite.processing.v1.ProcessingService",
+        partial(processing_service_pb2_grpc.add_ProcessingServiceServicer_to_server, FailingProcessing()),  # type: ignore[abstract]
+    )
+    telemetry = Telemetry(tracer_provider=provider)
+    async with (
+        grpc_server([binding], telemetry=telemetry) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = processing_service_pb2_grpc.ProcessingServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Probe(processing_service_pb2.ProbeRequest(), timeout=5)
+        await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["/mediasuite.processing.v1.ProcessingService/Probe"]
+    span = spans[0]
+    assert span.kind == SpanKind.SERVER
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert span.attributes["rpc.service"] == "mediasuite.processing.v1.ProcessingService"
+    assert span.attributes["rpc.method"] == "Probe"
+    assert span.attributes["net.peer.ip"] == "127.0.0.1"
+    assert span.parent is None

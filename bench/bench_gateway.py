@@ -1,0 +1,160 @@
+"""What the HTTP gateway adds to a call: GET /v1/cache/namespaces/bench/entries/k through the
+gateway against the same CacheService.Get made directly over gRPC, in the same run.
+
+Both go to one echo server (bench/echo_server.py, the runtime's server answering a fixed 1 KiB
+value) in its own process; the gateway is the real ``mediasuite-gateway`` process in front of
+it. The client is this process: a grpc.aio stub for the direct call, a minimal keep-alive
+HTTP/1.1 client (bench/http_client.py) for the gateway, so that client costs stay small and
+alike. Latency is one call at a time; throughput is 64 concurrent callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+
+from bench.echo_server import VALUE
+from bench.http_client import HttpConnection
+from bench.load import Latency, measure_latency, measure_throughput
+from bench.procs import free_port, server_process
+from bench.report import Row, ratio_row
+from mediasuite.cache.v1 import cache_service_pb2, cache_service_pb2_grpc
+
+SEQUENTIAL_CALLS = 3000
+CONCURRENT_CALLS = 20000
+CONCURRENCY = 64
+PATH = "/v1/cache/namespaces/bench/entries/k"
+GOAL_ADDED_MS = 1.0
+
+
+@contextlib.contextmanager
+def gateway_process(cache_address: str) -> Iterator[int]:
+    """The real gateway process in front of ``cache_address``; yields its HTTP port."""
+    http_port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+        "GATEWAY_LISTEN": f"127.0.0.1:{free_port()}",
+        "GATEWAY_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+        "CACHE_ADDR": cache_address,
+        "LOG_LEVEL": "warning",
+    }
+    script = Path(sys.executable).parent / "mediasuite-gateway"
+    popen = subprocess.Popen([str(script)], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                asyncio.run(_probe(http_port))
+                break
+            except OSError:
+                if popen.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the gateway did not start") from None
+                time.sleep(0.1)
+        yield http_port
+    finally:
+        popen.terminate()
+        popen.wait(20)
+
+
+async def _probe(port: int) -> None:
+    connection = await HttpConnection.open("127.0.0.1", port)
+    try:
+        status, _ = await connection.get("/healthz")
+        if status != 200:
+            raise OSError(f"healthz answered {status}")
+    finally:
+        await connection.close()
+
+
+async def _direct(address: str) -> tuple[Latency, float]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+        request = cache_service_pb2.GetRequest(namespace="bench", key="k")
+
+        async def call() -> object:
+            reply = await stub.Get(request)
+            assert reply.value == VALUE
+            return reply
+
+        latency = await measure_latency(call, SEQUENTIAL_CALLS)
+        rate = await measure_throughput(call, CONCURRENT_CALLS, CONCURRENCY)
+    return latency, rate
+
+
+async def _through_gateway(port: int) -> tuple[Latency, float]:
+    single = await HttpConnection.open("127.0.0.1", port)
+    status, body = await single.get(PATH)
+    assert status == 200, body
+    assert base64.b64decode(json.loads(body)["value"]) == VALUE
+
+    async def call() -> object:
+        status, _ = await single.get(PATH)
+        assert status == 200
+        return status
+
+    latency = await measure_latency(call, SEQUENTIAL_CALLS)
+    await single.close()
+
+    pool = [await HttpConnection.open("127.0.0.1", port) for _ in range(CONCURRENCY)]
+    idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
+    for connection in pool:
+        idle.put_nowait(connection)
+
+    async def pooled() -> object:
+        connection = await idle.get()
+        try:
+            status, _ = await connection.get(PATH)
+            assert status == 200
+            return status
+        finally:
+            idle.put_nowait(connection)
+
+    rate = await measure_throughput(pooled, CONCURRENT_CALLS, CONCURRENCY)
+    for connection in pool:
+        await connection.close()
+    return latency, rate
+
+
+def run() -> list[Row]:
+    """Measure direct gRPC and the gateway against one echo server; return the rows."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    with server_process(["-m", "bench.echo_server", "--mode", "runtime", "--port", str(port)], address):
+        with gateway_process(address) as http_port:
+            gateway_latency, gateway_rate = asyncio.run(_through_gateway(http_port))
+        direct_latency, direct_rate = asyncio.run(_direct(address))
+    added = gateway_latency.p50_ms - direct_latency.p50_ms
+    added_p99 = gateway_latency.p99_ms - direct_latency.p99_ms
+    return [
+        Row(
+            "gateway: GET 1 KiB p50, 1 caller",
+            gateway_latency.p50_ms,
+            direct_latency.p50_ms,
+            gateway_latency.p50_ms / direct_latency.p50_ms,
+            "ms",
+            f"<= +{GOAL_ADDED_MS:g} ms",
+            added <= GOAL_ADDED_MS,
+            "direct gRPC",
+            f"added at p50: {added * 1000:+.0f} us; p99 {gateway_latency.p99_ms:.3f} ms vs "
+            f"{direct_latency.p99_ms:.3f} ms (added {added_p99 * 1000:+.0f} us)",
+        ),
+        ratio_row(
+            "gateway: GET 1 KiB, 64 callers",
+            gateway_rate,
+            direct_rate,
+            "req/s",
+            goal_ratio=None,
+            anchor_name="direct gRPC",
+            note="one gateway process (one core) in front of one echo server; the client shares the machine",
+        ),
+    ]
