@@ -225,9 +225,7 @@ async def test_catalog_actions_and_purge_needs_admin(batch_suite: Factory) -> No
             await run_batch(suite.batch, purge)
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert (suite.media / paths[1]).exists()
-        batch = finished(
-            await run_batch(suite.batch, purge, metadata=[("mediasuite-scope", "admin")])
-        )
+        batch = finished(await run_batch(suite.batch, purge, metadata=[("mediasuite-scope", "admin")]))
         assert (batch.state, batch.done) == (bpb.BATCH_STATE_SUCCEEDED, 1)
         assert not (suite.media / paths[1]).exists()
         assert (suite.media / paths[0]).exists()
