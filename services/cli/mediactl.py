@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli import gateway_commands
+from services.cli.batch_commands import batch, catalog, import_directory
 from services.cli.cache_commands import cache
 from services.cli.monitor_commands import monitor
 from services.cli.probe import HealthResult, check_health
@@ -119,6 +120,9 @@ def health(targets: Targets, as_json: bool) -> None:
 # Command groups of the services register here, one line each: cli.add_command(<group>).
 cli.add_command(cache)
 cli.add_command(monitor)
+cli.add_command(batch)
+cli.add_command(catalog)
+cli.add_command(import_directory)
 cli.add_command(process)
 cli.add_command(gateway_commands.gateway)
 

@@ -24,6 +24,7 @@ from mediasuite.batch.v1 import batch_service_pb2_grpc, catalog_service_pb2_grpc
 from mediasuite.monitor.v1 import monitor_service_pb2_grpc
 from mediasuite.processing.v1 import processing_service_pb2_grpc
 from tests.conftest import ServerFactory
+from tests.support.batch import jpeg
 from tests.support.gateway import (
     ColourThumbnails,
     LiveMonitor,
@@ -34,6 +35,7 @@ from tests.support.gateway import (
     running_gateway,
 )
 from tests.support.processes import free_port, service_process
+from tests.support.redis import SHARED_URL, delete_prefix, unique_prefix
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -171,11 +173,29 @@ async def test_dashboard_with_every_panel_live(grpc_server: ServerFactory, brows
 
 @contextlib.contextmanager
 def real_suite(tmp_path: Path) -> Iterator[str]:
+    # A small library for the batch to import, the shared Redis under a prefix of this test's own.
+    media, derived = tmp_path / "media", tmp_path / "derived"
+    media.mkdir()
+    for index in range(6):  # at the top: the dashboard test imports the root, not recursively
+        (media / f"img{index}.jpg").write_bytes(jpeg(index))
+    prefix = unique_prefix("dashboard")
+    env = {
+        "processing": {"PROCESSING_MEDIA_ROOT": str(media), "PROCESSING_DERIVED_ROOT": str(derived)},
+        "batch": {
+            "REDIS_URL": SHARED_URL,
+            "BATCH_KEY_PREFIX": prefix,
+            "BATCH_MEDIA_ROOT": str(media),
+            "BATCH_DERIVED_ROOT": str(derived),
+        },
+    }
     with contextlib.ExitStack() as stack:
-        addresses = {
-            f"{name.upper()}_ADDR": stack.enter_context(service_process(name, tmp_path)).address
-            for name in ("cache", "processing", "batch", "monitor")
-        }
+        stack.callback(delete_prefix, SHARED_URL, prefix)
+        addresses: dict[str, str] = {}
+        for name in ("cache", "processing", "batch", "monitor"):
+            extra = {**env.get(name, {}), **addresses}  # each knows the processes started before it
+            addresses[f"{name.upper()}_ADDR"] = stack.enter_context(
+                service_process(name, tmp_path, **extra)
+            ).address
         http = f"127.0.0.1:{free_port()}"
         stack.enter_context(service_process("gateway", tmp_path, GATEWAY_HTTP_LISTEN=http, **addresses))
         yield f"http://{http}"
