@@ -1,11 +1,13 @@
 """Cache-aside through the cache service, never in the way: a short deadline per call, and after a
 failure (down, timing out, or not implementing CacheService yet) calls skip the cache for a while.
-State changes are logged once, not once per call; a call never fails because of the cache."""
+State changes are logged once, not once per call; a call never fails because of the cache.
+Many keys of one namespace go in one GetMany or SetMany call (one Redis round trip each)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -17,7 +19,7 @@ from services.runtime.clients import open_channel
 from services.runtime.telemetry import Telemetry
 from services.runtime.tls import TlsConfig
 
-__all__ = ["CacheClient", "Fingerprint", "NoCache"]
+__all__ = ["CacheClient", "Fingerprint", "NewValue", "NoCache"]
 
 log = logging.getLogger("mediasuite.processing.cache")
 
@@ -51,6 +53,15 @@ def _fingerprint(fingerprint: Fingerprint) -> media_pb2.SourceFingerprint:
     )
 
 
+@dataclass(frozen=True)
+class NewValue:
+    """One entry of :meth:`CacheClient.set_many`."""
+
+    key: str
+    value: bytes
+    fingerprint: Fingerprint | None = None
+
+
 class NoCache:
     """The cache switched off: every get misses, sets do nothing."""
 
@@ -61,6 +72,15 @@ class NoCache:
     async def set(
         self, namespace: str, key: str, value: bytes, fingerprint: Fingerprint | None = None
     ) -> None:
+        """Nothing stored."""
+
+    async def get_many(
+        self, namespace: str, keys: Sequence[str], fingerprints: Mapping[str, Fingerprint] | None = None
+    ) -> list[bytes | None]:
+        """Every key misses."""
+        return [None] * len(keys)
+
+    async def set_many(self, namespace: str, entries: Sequence[NewValue]) -> None:
         """Nothing stored."""
 
     async def close(self) -> None:
@@ -157,6 +177,50 @@ class CacheClient:
             request.fingerprint.CopyFrom(_fingerprint(fingerprint))
         try:
             await self._stub.Set(request, timeout=self._settings.timeout_seconds)
+        except grpc.aio.AioRpcError as error:
+            self._trip(error)
+            return
+        self._recovered()
+
+    async def get_many(
+        self, namespace: str, keys: Sequence[str], fingerprints: Mapping[str, Fingerprint] | None = None
+    ) -> list[bytes | None]:
+        """The cached value of each key, in order, from one GetMany call; None for a miss (absent, stale
+        by its fingerprint, or the cache unavailable or refusing the call)."""
+        if not keys:
+            return []
+        if not self.available:
+            self.skipped += len(keys)
+            return [None] * len(keys)
+        request = cache_service_pb2.GetManyRequest(namespace=namespace, keys=keys)
+        for key, fingerprint in (fingerprints or {}).items():
+            request.fingerprints[key].CopyFrom(_fingerprint(fingerprint))
+        try:
+            reply = await self._stub.GetMany(request, timeout=self._settings.timeout_seconds)
+        except grpc.aio.AioRpcError as error:
+            self._trip(error)
+            return [None] * len(keys)
+        self._recovered()
+        if len(reply.results) != len(keys):  # not what the contract promises: use none of it
+            log.debug("cache GetMany answered %d results for %d keys", len(reply.results), len(keys))
+            return [None] * len(keys)
+        values: list[bytes | None] = [bytes(r.value) if r.found else None for r in reply.results]
+        found = sum(v is not None for v in values)
+        self.hits += found
+        self.misses += len(values) - found
+        return values
+
+    async def set_many(self, namespace: str, entries: Sequence[NewValue]) -> None:
+        """Store entries in one SetMany call (best effort)."""
+        if not entries or not self.available:
+            return
+        request = cache_service_pb2.SetManyRequest(namespace=namespace)
+        for entry in entries:
+            added = request.entries.add(key=entry.key, value=entry.value)
+            if entry.fingerprint is not None:
+                added.fingerprint.CopyFrom(_fingerprint(entry.fingerprint))
+        try:
+            await self._stub.SetMany(request, timeout=self._settings.timeout_seconds)
         except grpc.aio.AioRpcError as error:
             self._trip(error)
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import types
 import typing
@@ -35,6 +36,13 @@ def to_json(value: Any) -> bytes:
     return json.dumps(_plain(value), separators=(",", ":")).encode()
 
 
+@functools.cache
+def _fields(kind: type) -> tuple[tuple[str, Any], ...]:
+    """A dataclass's field names and resolved types (resolving them is slow: done once per class)."""
+    hints = typing.get_type_hints(kind)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(kind))
+
+
 def _build(kind: Any, value: Any) -> Any:  # noqa: PLR0911  # one return per kind of type
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
@@ -54,14 +62,7 @@ def _build(kind: Any, value: Any) -> Any:  # noqa: PLR0911  # one return per kin
     if kind is dt.datetime:
         return dt.datetime.fromisoformat(value)
     if dataclasses.is_dataclass(kind) and isinstance(kind, type):
-        hints = typing.get_type_hints(kind)
-        return kind(
-            **{
-                f.name: _build(hints[f.name], value[f.name])
-                for f in dataclasses.fields(kind)
-                if f.name in value
-            }
-        )
+        return kind(**{name: _build(hint, value[name]) for name, hint in _fields(kind) if name in value})
     if kind is float and isinstance(value, int):
         return float(value)
     return value

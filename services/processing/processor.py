@@ -3,6 +3,7 @@ and the cache, run the work in the pool, deliver the output inline or stored, re
 
 Every result is keyed by its content address (source hash + operation + parameters + engine
 version), so a repeat is served from the cache or the derived store and a retry is idempotent.
+Many items in one call (ProbeMany) share one cache lookup and one cache store.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from opentelemetry import metrics
 
-from services.processing.cache_client import Fingerprint, NoCache
+from services.processing.cache_client import Fingerprint, NewValue, NoCache
 from services.processing.codec import from_json, pack_output, to_json, unpack_output
 from services.processing.engine.encode import MEDIA_TYPES, Encoded
 from services.processing.engine.frames import FramesResult
@@ -24,7 +25,7 @@ from services.processing.engine.tasks import ENGINE_VERSION, TaskResult, run_tas
 from services.processing.limits import Limits
 from services.processing.media import HashMemo, MediaRoot, Source
 from services.processing.store import DerivedStore, content_key
-from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.errors import FailedPrecondition, NotFound
 
 __all__ = ["NAMESPACES", "Delivered", "MediaSpec", "Processor", "ResultCache", "Runner", "Served"]
 
@@ -57,6 +58,12 @@ class ResultCache(Protocol):
     async def set(
         self, namespace: str, key: str, value: bytes, fingerprint: Fingerprint | None = None
     ) -> None: ...
+
+    async def get_many(
+        self, namespace: str, keys: Sequence[str], fingerprints: Mapping[str, Fingerprint] | None = None
+    ) -> list[bytes | None]: ...
+
+    async def set_many(self, namespace: str, entries: Sequence[NewValue]) -> None: ...
 
 
 class Runner(Protocol):
@@ -138,14 +145,35 @@ class Processor:
             return self.media_root.inline(media.inline, f"{media.field}.inline")
         return self.media_root.resolve(media.path, f"{media.field}.path")
 
+    def _hashed_now(self, media: MediaSpec) -> Source:
+        """The source with its content hash (memoised per unchanged file). Blocking: call off-loop."""
+        source = self.source(media)
+        try:
+            return source.with_hash(self._hashes.hash_of(source))
+        except OSError as error:  # removed or made unreadable since it was checked
+            raise NotFound(f"{source.label} cannot be read: {error.strerror}") from None
+
     async def hashed(self, media: MediaSpec) -> Source:
         """The source with its content hash (memoised per unchanged file), computed off the loop."""
+        return await asyncio.to_thread(self._hashed_now, media)
 
-        def work() -> Source:
-            source = self.source(media)
-            return source.with_hash(self._hashes.hash_of(source))
+    async def hashed_many(self, items: Sequence[MediaSpec]) -> list[Source | Exception]:
+        """Each item's hashed source, or why it has none, in order: a few thread hops for all of them
+        (one per worker, so large files still hash in parallel) instead of one per item."""
 
-        return await asyncio.to_thread(work)
+        def work(chunk: Sequence[MediaSpec]) -> list[Source | Exception]:
+            out: list[Source | Exception] = []
+            for media in chunk:
+                try:
+                    out.append(self._hashed_now(media))
+                except Exception as error:  # each item fails on its own, reported per item
+                    out.append(error)
+            return out
+
+        size = -(-len(items) // max(1, getattr(self.runner, "capacity", 4)))
+        chunks = [items[i : i + size] for i in range(0, len(items), size)] if items else []
+        parts = await asyncio.gather(*(asyncio.to_thread(work, chunk) for chunk in chunks))
+        return [source for part in parts for source in part]
 
     def _timeout(self, deadline_s: float | None) -> float:
         limit = self.limits.operation_timeout_seconds
@@ -199,7 +227,7 @@ class Processor:
                 self._record(operation, False, started),
             )
         source = await self.hashed(media)
-        key = f"{operation}/{content_key(source.content_hash, operation, _params(params), ENGINE_VERSION)}"
+        key = _data_key(operation, source, params)
         cached = await self.cache.get(namespace, key, self._fingerprint(source))
         if cached is not None:
             try:
@@ -214,6 +242,57 @@ class Processor:
         result = await self.run(operation, source, params, deadline_s)
         await self.cache.set(namespace, key, to_json(result.value), self._fingerprint(source))
         return result.value, result.content_hash, source, self._record(operation, False, started)
+
+    async def data_many(
+        self,
+        operation: str,
+        items: list[MediaSpec],
+        params: Any,
+        kind: type[T],
+        deadline_s: float | None,
+        *,
+        use_cache: bool = True,
+    ) -> list[tuple[T, str, Source, Served] | Exception]:
+        """:meth:`data_op` over many items, in order, each succeeding or failing on its own (its
+        exception in its place). With the cache, every item is looked up in one GetMany and the
+        computed results stored in one SetMany: two cache calls, not two per item."""
+        self._check_many(len(items))
+        if not (use_cache and self.caching):
+            return await self.each(
+                items,
+                lambda media: self.data_op(operation, media, params, kind, deadline_s, use_cache=use_cache),
+            )
+        started = time.perf_counter()
+        namespace = NAMESPACES[operation]
+        sources = await self.hashed_many(items)
+        keys = [_data_key(operation, s, params) if isinstance(s, Source) else "" for s in sources]
+        fingerprints: dict[str, Fingerprint] = {}
+        for key, source in zip(keys, sources, strict=True):
+            fingerprint = self._fingerprint(source) if isinstance(source, Source) else None
+            if fingerprint is not None:
+                fingerprints[key] = fingerprint  # a copy's differs only in path: the content hash decides
+        unique = list(dict.fromkeys(k for k in keys if k))
+        found = dict(zip(unique, await self.cache.get_many(namespace, unique, fingerprints), strict=True))
+        fresh: dict[str, NewValue] = {}
+
+        async def one(index: int) -> tuple[T, str, Source, Served]:
+            source, key = sources[index], keys[index]
+            if not isinstance(source, Source):
+                raise source
+            cached = found.get(key)
+            if cached is not None:
+                try:
+                    value: T = from_json(kind, cached)
+                    return value, source.content_hash, source, self._record(operation, True, started)
+                except ValueError:
+                    pass  # a value we cannot read is a miss
+            result = await self.run(operation, source, params, deadline_s)
+            fresh[key] = NewValue(key, to_json(result.value), self._fingerprint(source))
+            return result.value, result.content_hash, source, self._record(operation, False, started)
+
+        outcomes = await self._gathered(list(range(len(items))), one)
+        await self.cache.set_many(namespace, list(fresh.values()))
+        return outcomes
 
     # ---- results that are images -----------------------------------------------------------
 
@@ -314,26 +393,36 @@ class Processor:
 
     # ---- ProbeMany -------------------------------------------------------------------------
 
+    def _check_many(self, count: int) -> None:
+        if count > self.limits.max_probe_many:
+            raise self.limits.exceeded("max_probe_many", count, "items in one call")
+
     async def each(
         self,
         items: list[MediaSpec],
         call: Callable[[MediaSpec], Any],
     ) -> list[Any]:
         """Run ``call`` on every item, at most as many at once as the pool can take without refusing."""
-        if len(items) > self.limits.max_probe_many:
-            raise self.limits.exceeded("max_probe_many", len(items), "items in one call")
+        self._check_many(len(items))
+        return await self._gathered(items, call)
+
+    async def _gathered(self, items: Sequence[Any], call: Callable[[Any], Any]) -> list[Any]:
+        """``call`` on every item, a few at once; an item's exception is returned in its place."""
         gate = asyncio.Semaphore(max(1, getattr(self.runner, "capacity", 4)))
 
-        async def one(item: MediaSpec) -> Any:
+        async def one(item: Any) -> Any:
             async with gate:
                 try:
                     return await call(item)
-                except InvalidArgument as error:
-                    return error
                 except Exception as error:  # each item fails on its own, reported per item
                     return error
 
         return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+def _data_key(operation: str, source: Source, params: Any) -> str:
+    """The cache key of a data result: the operation and its content key."""
+    return f"{operation}/{content_key(source.content_hash, operation, _params(params), ENGINE_VERSION)}"
 
 
 def _params(params: Any) -> Any:

@@ -20,7 +20,8 @@ from services.processing.engine.thumbnail import ThumbnailSpec
 from services.processing.engine.transcode import OptimizeResult
 from services.processing.engine.video import ValidationResult, VideoData
 from services.processing.limits import LIMIT_ENV
-from services.processing.processor import MediaSpec, Processor, Served
+from services.processing.media import Source
+from services.processing.processor import MediaSpec, Processor
 from services.runtime.errors import InvalidArgument, MediasuiteError
 
 __all__ = ["ProcessingServiceServicer"]
@@ -73,29 +74,29 @@ class ProcessingServiceServicer(processing_service_pb2_grpc.ProcessingServiceSer
         self._presets = presets
         self._workers = workers
 
-    async def _probe_one(
-        self, media: MediaSpec, request: Any, deadline: float | None
-    ) -> tuple[pb.MediaInfo, Served]:
-        """Header probes are not cached (cheaper than a cache round trip); probes with hashes are."""
+    @staticmethod
+    def _probe_options(request: Any) -> tuple[ProbeOptions, bool]:
+        """The probe's options, and whether it is cached: header probes are not (cheaper than a cache
+        round trip); probes with hashes are."""
         options = ProbeOptions(perceptual_hash=request.perceptual_hash, raw_exif=request.raw_exif)
-        hashes = request.content_hash or request.perceptual_hash
-        info, digest, source, served = await self._processor.data_op(
-            "probe", media, options, ImageInfo, deadline, use_cache=hashes
-        )
-        return m.image_info(info, digest if request.content_hash else "", source.mtime_ns), served
+        return options, bool(request.content_hash or request.perceptual_hash)
 
-    async def _probe_info(self, media: MediaSpec, request: Any, deadline: float | None) -> pb.MediaInfo:
-        info, _ = await self._probe_one(media, request, deadline)
-        return info
+    @staticmethod
+    def _probe_info(request: Any, info: ImageInfo, digest: str, source: Source) -> pb.MediaInfo:
+        return m.image_info(info, digest if request.content_hash else "", source.mtime_ns)
 
     async def Probe(self, request: pb.ProbeRequest, context: Any) -> pb.ProbeResponse:
         """Format, size, colour, frames, hashes and EXIF of an image."""
-        info, served = await self._probe_one(m.media_spec(request.media), request, _deadline(context))
-        return pb.ProbeResponse(info=info, operation=m.operation_info(served))
+        options, cached = self._probe_options(request)
+        info, digest, source, served = await self._processor.data_op(
+            "probe", m.media_spec(request.media), options, ImageInfo, _deadline(context), use_cache=cached
+        )
+        return pb.ProbeResponse(
+            info=self._probe_info(request, info, digest, source), operation=m.operation_info(served)
+        )
 
     async def ProbeMany(self, request: pb.ProbeManyRequest, context: Any) -> pb.ProbeManyResponse:
-        """Probe each item; each succeeds or fails on its own."""
-        deadline = _deadline(context)
+        """Probe each item; each succeeds or fails on its own. One cache lookup and one store for all."""
         items: list[MediaSpec] = []
         failures: dict[int, MediasuiteError] = {}
         for index, ref in enumerate(request.media):
@@ -104,14 +105,25 @@ class ProcessingServiceServicer(processing_service_pb2_grpc.ProcessingServiceSer
             except InvalidArgument as error:
                 failures[index] = error
                 items.append(MediaSpec(path="", inline=b"", field=f"media[{index}]"))
-        results = await self._processor.each(
+        options, cached = self._probe_options(request)
+        results = await self._processor.data_many(
+            "probe",
             [item for i, item in enumerate(items) if i not in failures],
-            lambda item: self._probe_info(item, request, deadline),
+            options,
+            ImageInfo,
+            _deadline(context),
+            use_cache=cached,
         )
         response = pb.ProbeManyResponse()
         found = iter(results)
         for index in range(len(items)):
             outcome: Any = failures.get(index) or next(found)
+            if isinstance(outcome, tuple):
+                info, digest, source, _ = outcome
+                try:
+                    outcome = self._probe_info(request, info, digest, source)
+                except (ValueError, TypeError) as error:  # a value proto refuses: this item fails alone
+                    outcome = error
             if isinstance(outcome, pb.MediaInfo):
                 response.results.add(info=outcome)
             else:

@@ -1,24 +1,30 @@
-"""Cache-aside through the cache service: repeats are served from it, and a cache that is down, slow
-or not built yet never fails a call (and is not logged once per call)."""
+"""Cache-aside through the real cache service: repeats are served from it, ProbeMany asks it in bulk,
+and a cache that is down, slow or not built yet never fails a call (and is not logged once per call)."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
-from functools import partial
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from mediasuite.cache.v1 import cache_service_pb2, cache_service_pb2_grpc
 from mediasuite.common.v1 import media_pb2
 from mediasuite.processing.v1 import processing_service_pb2 as pb
-from services.runtime.server import ServiceBinding
-from tests.conftest import ServerFactory
+from services.runtime.telemetry import Telemetry
 from tests.service.processing.conftest import Factory
 from tests.support import media as M
+from tests.support.cache import RunningCache, running_cache
 from tests.support.processes import service_process
+from tests.support.redis import private_redis
 
 PHOTO = M.save(M.photo(320, 240), "JPEG")
 
@@ -27,49 +33,32 @@ def _thumb(path: str) -> pb.ThumbnailRequest:
     return pb.ThumbnailRequest(media=media_pb2.MediaRef(path=path), preset="tiny")
 
 
-def _stale(stored: media_pb2.SourceFingerprint, current: media_pb2.SourceFingerprint) -> bool:
-    """As the contract says: a content hash, when both have one, decides; else size and mtime."""
-    if stored.content_hash and current.content_hash:
-        return stored.content_hash != current.content_hash
-    return (stored.size_bytes, stored.mtime_ns) != (current.size_bytes, current.mtime_ns)
+def _rpc_calls(reader: InMemoryMetricReader) -> Counter[str]:
+    """Calls the cache service received, by method (from its runtime's rpc.server.duration)."""
+    calls: Counter[str] = Counter()
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data is not None else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == "rpc.server.duration":
+                    for point in metric.data.data_points:
+                        calls[str((point.attributes or {})["rpc.method"])] += int(getattr(point, "count", 0))
+    return calls
 
 
-class DictCache(cache_service_pb2_grpc.CacheServiceServicer):
-    """Get/Set over a dict. A stand-in for the cache service only because, on this branch, the real
-    one (issue 3) still answers UNIMPLEMENTED; test_repeats_hit_the_real_cache_service runs against
-    the real process and takes over once it is merged."""
-
-    def __init__(self) -> None:
-        self.values: dict[tuple[str, str], bytes] = {}
-        self.fingerprints: dict[tuple[str, str], media_pb2.SourceFingerprint] = {}
-        self.gets = 0
-
-    async def Get(self, request: Any, context: Any) -> cache_service_pb2.GetResponse:
-        self.gets += 1
-        stored = self.fingerprints.get((request.namespace, request.key))
-        if stored is not None and request.HasField("fingerprint") and _stale(stored, request.fingerprint):
-            return cache_service_pb2.GetResponse(found=False, miss_reason=cache_service_pb2.MISS_REASON_STALE)
-        value = self.values.get((request.namespace, request.key))
-        return cache_service_pb2.GetResponse(found=value is not None, value=value or b"")
-
-    async def Set(self, request: Any, context: Any) -> cache_service_pb2.SetResponse:
-        self.values[(request.namespace, request.key)] = request.value
-        if request.HasField("fingerprint"):
-            self.fingerprints[(request.namespace, request.key)] = request.fingerprint
-        return cache_service_pb2.SetResponse()
+@contextlib.asynccontextmanager
+async def _counted_cache() -> AsyncIterator[tuple[RunningCache, InMemoryMetricReader]]:
+    """The real cache service (shared Redis, private prefix), counting the calls it receives."""
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(meter_provider=MeterProvider(metric_readers=[reader]))
+    async with running_cache("redis", telemetry=telemetry) as cache:
+        yield cache, reader
 
 
-async def test_repeats_are_served_from_the_cache_by_content_not_path(
-    processing: Factory, grpc_server: ServerFactory
-) -> None:
-    cache = DictCache()  # type: ignore[abstract]
-    binding = ServiceBinding(
-        "mediasuite.cache.v1.CacheService",
-        partial(cache_service_pb2_grpc.add_CacheServiceServicer_to_server, cache),
-    )
+async def test_repeats_are_served_from_the_cache_by_content_not_path(processing: Factory) -> None:
     async with (
-        grpc_server([binding]) as cache_server,
-        processing(PROCESSING_CACHE="true", CACHE_ADDR=cache_server.address) as svc,
+        _counted_cache() as (cache, _),
+        processing(PROCESSING_CACHE="true", CACHE_ADDR=cache.server.address) as svc,
     ):
         first = await svc.stub.Thumbnail(_thumb(svc.put("a.jpg", PHOTO)))
         second = await svc.stub.Thumbnail(_thumb(svc.put("copy-of-a.jpg", PHOTO)))
@@ -79,6 +68,7 @@ async def test_repeats_are_served_from_the_cache_by_content_not_path(
             await svc.stub.AnalyzeQuality(pb.AnalyzeQualityRequest(media=media_pb2.MediaRef(path="a.jpg")))
             for _ in range(2)
         ]
+        stats = await cache.stub.GetStats(cache_service_pb2.GetStatsRequest())
     assert not first.operation.cached
     assert second.operation.cached
     assert second.output.inline == first.output.inline
@@ -87,8 +77,83 @@ async def test_repeats_are_served_from_the_cache_by_content_not_path(
     assert probed[1].info == probed[0].info
     assert [q.operation.cached for q in quality] == [False, True]
     assert quality[1].report == quality[0].report
-    namespaces = {namespace for namespace, _ in cache.values}
-    assert namespaces == {"thumbnail", "media_metadata", "quality_analysis"}
+    written = {n.namespace for n in stats.namespaces if n.sets}
+    assert written == {"thumbnail", "media_metadata", "quality_analysis"}
+
+
+async def test_probe_many_asks_the_cache_once_for_all_its_files(processing: Factory) -> None:
+    """32 files cost one GetMany and one SetMany (not a Get and a Set each); a repeat is one GetMany
+    served entirely from the cache; a changed file is probed again (its key is its new content)."""
+    images = {f"p/{i:02d}.png": M.save(M.photo(40 + i, 30, seed=i), "PNG") for i in range(30)}
+    async with (
+        _counted_cache() as (cache, reader),
+        processing(PROCESSING_CACHE="true", CACHE_ADDR=cache.server.address) as svc,
+    ):
+        for path, data in images.items():
+            svc.put(path, data)
+        svc.put("p/copy-of-00.png", images["p/00.png"])
+        paths = [*images, "p/copy-of-00.png", "p/missing.png"]
+        request = pb.ProbeManyRequest(media=[media_pb2.MediaRef(path=p) for p in paths], content_hash=True)
+        first = await svc.stub.ProbeMany(request)
+        after_first = _rpc_calls(reader)
+        second = await svc.stub.ProbeMany(request)
+        after_second = _rpc_calls(reader)
+        stats = await cache.stub.GetStats(cache_service_pb2.GetStatsRequest(namespace="media_metadata"))
+        svc.put("p/05.png", M.save(M.photo(99, 77, seed=5), "PNG"))
+        third = await svc.stub.ProbeMany(request)
+        after_third = _rpc_calls(reader)
+    infos = [r.info for r in first.results[:31]]
+    assert [(i.width, i.height) for i in infos[:30]] == [(40 + i, 30) for i in range(30)]
+    assert [i.content_hash for i in infos] == [
+        "sha256:" + hashlib.sha256(images[p]).hexdigest() for p in [*images, "p/00.png"]
+    ]
+    assert first.results[31].error.code_name == "NOT_FOUND"
+    assert (after_first["GetMany"], after_first["SetMany"]) == (1, 1)
+    assert second == first
+    assert (after_second["GetMany"], after_second["SetMany"]) == (2, 1)  # nothing new to store
+    (namespace,) = stats.namespaces
+    assert (namespace.misses, namespace.hits, namespace.sets) == (30, 30, 30)  # the copy shares a key
+    assert (third.results[5].info.width, third.results[5].info.height) == (99, 77)
+    assert third.results[6] == first.results[6]
+    assert (after_third["GetMany"], after_third["SetMany"]) == (3, 2)
+    assert (after_third["Get"], after_third["Set"]) == (0, 0)
+
+
+async def test_probe_many_succeeds_when_the_cache_is_down_or_slow(
+    processing: Factory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Down (nobody listens) and slow (the real cache waiting on a frozen Redis, past processing's
+    cache deadline): every probe still succeeds, computed, and the state is logged once."""
+    caplog.set_level(logging.INFO, logger="mediasuite.processing.cache")
+    data = [M.save(M.photo(50 + i, 40, seed=i), "PNG") for i in range(4)]
+    request = pb.ProbeManyRequest(
+        media=[media_pb2.MediaRef(path=f"{i}.png") for i in range(4)], content_hash=True
+    )
+    replies = []
+    async with processing(PROCESSING_CACHE="true") as svc:  # CACHE_ADDR: a port nobody listens on
+        for i, image in enumerate(data):
+            svc.put(f"{i}.png", image)
+        replies += [await svc.stub.ProbeMany(request) for _ in range(2)]
+    (tmp_path / "redis").mkdir()
+    with private_redis(tmp_path / "redis") as redis_server:
+        async with (
+            running_cache("redis", redis_url=redis_server.url, CACHE_REDIS_TIMEOUT="3s") as cache,
+            processing(
+                PROCESSING_CACHE="true", CACHE_ADDR=cache.server.address, PROCESSING_CACHE_TIMEOUT="0.2"
+            ) as svc,
+        ):
+            assert redis_server.popen is not None
+            redis_server.popen.send_signal(signal.SIGSTOP)
+            try:
+                replies += [await svc.stub.ProbeMany(request) for _ in range(2)]
+            finally:
+                redis_server.popen.send_signal(signal.SIGCONT)
+    for reply in replies:
+        assert [(r.info.width, r.info.height) for r in reply.results] == [(50 + i, 40) for i in range(4)]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "mediasuite.processing.cache"]
+    assert len(warnings) == 2
+    assert "UNAVAILABLE" in warnings[0]
+    assert "DEADLINE_EXCEEDED" in warnings[1]
 
 
 async def test_calls_succeed_when_the_cache_is_unreachable(
