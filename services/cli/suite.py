@@ -27,7 +27,7 @@ from services.runtime.app import describe_settings
 from services.runtime.config import ConfigError, Env, Setting
 from services.runtime.suite import PROCESSES, Process
 
-__all__ = ["configuration_table", "main", "process_settings", "suite_environment"]
+__all__ = ["configuration_table", "main", "prepare_media", "process_settings", "suite_environment"]
 
 # Start order: dependencies first. Stop order is the reverse.
 _MODULES = {
@@ -59,9 +59,33 @@ def suite_environment(environ: Mapping[str, str], state_dir: Path) -> dict[str, 
     env.setdefault(
         "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "base2_exponential_bucket_histogram"
     )
+    # Processing reads media under its root and the cache checks an entry's source file under its
+    # own: one library for both (the one the user named for either, else STATE_DIR/media).
+    media = env.get("PROCESSING_MEDIA_ROOT") or env.get("CACHE_MEDIA_ROOT") or str(state_dir / "media")
+    env.setdefault("PROCESSING_MEDIA_ROOT", media)
+    env.setdefault("CACHE_MEDIA_ROOT", media)
+    env.setdefault("PROCESSING_DERIVED_ROOT", str(state_dir / "derived"))
     env.setdefault("MEDIASUITE_STATE_DIR", str(state_dir))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def prepare_media(env: Mapping[str, str], state_dir: Path) -> list[str]:
+    """Create the media and derived directories under the state dir; warnings about the others."""
+    warnings = []
+    for name in ("PROCESSING_MEDIA_ROOT", "PROCESSING_DERIVED_ROOT"):
+        path = Path(env[name]).expanduser().resolve()
+        if path.is_relative_to(state_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        elif not path.is_dir():
+            warnings.append(f"{name} ({path}) is not a directory")
+    media = Path(env["PROCESSING_MEDIA_ROOT"]).expanduser().resolve()
+    if env["CACHE_MEDIA_ROOT"] and Path(env["CACHE_MEDIA_ROOT"]).expanduser().resolve() != media:
+        warnings.append(
+            f"CACHE_MEDIA_ROOT ({env['CACHE_MEDIA_ROOT']}) is not PROCESSING_MEDIA_ROOT ({media}): "
+            "the cache will find the sources of processing's entries missing and treat them as stale"
+        )
+    return warnings
 
 
 @dataclass
@@ -138,6 +162,11 @@ def _print_ready(children: list[Child], env: Mapping[str, str], elapsed: float) 
     console.print(f"Prometheus metrics: http://{env.get('MONITOR_HTTP_LISTEN', '127.0.0.1:9464')}/metrics")
     redis = env.get("REDIS_URL") or "none: the cache keeps entries in memory (set REDIS_URL to use Redis)"
     console.print(f"Redis: {redis}")
+    media = Path(env["PROCESSING_MEDIA_ROOT"]).expanduser().resolve()
+    derived = Path(env["PROCESSING_DERIVED_ROOT"]).expanduser().resolve()
+    # soft_wrap: a long path stays on one line (to copy it, or find it in a log).
+    console.print(f"Media library: {media}", soft_wrap=True)
+    console.print(f"  (request paths are relative to it; stored outputs go to {derived})", soft_wrap=True)
     console.print("Try: [bold]mediactl health[/], [bold]mediactl monitor watch[/]    Stop: Ctrl-C")
 
 
@@ -199,6 +228,9 @@ def up(state_dir: Path) -> None:
 
     Each service reads its settings from the environment (see `mediasuite-<service> --help`);
     unset addresses default to 127.0.0.1 and the documented ports. Logs go to STATE_DIR/log.
+    Media paths are relative to STATE_DIR/media (created; processing reads it, the cache checks
+    freshness against it) unless PROCESSING_MEDIA_ROOT or CACHE_MEDIA_ROOT names another
+    directory; stored outputs go to STATE_DIR/derived unless PROCESSING_DERIVED_ROOT is set.
 
     Example: REDIS_URL=redis://127.0.0.1:6379/0 mediasuite up
     """
@@ -206,6 +238,8 @@ def up(state_dir: Path) -> None:
     log_dir = state_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = suite_environment(os.environ, state_dir)
+    for warning in prepare_media(env, state_dir):
+        console.print(f"[yellow]{warning}[/]")
     try:
         grace = Env(env).duration("SHUTDOWN_GRACE", 10.0, "grace period of each process on stop")
     except ConfigError as error:
