@@ -16,7 +16,7 @@ from gateway.server import HttpServer
 from mediasuite.cache.v1 import cache_service_pb2_grpc
 from tests.conftest import ServerFactory
 from tests.support.certs import Leaf, make_ca, make_leaf
-from tests.support.gateway import EchoCache, binding, gateway_config
+from tests.support.gateway import EchoCache, binding, gateway_config, make
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ async def mtls_cache(grpc_server: ServerFactory, certs: tuple[Leaf, Leaf]) -> As
     cache = binding(
         "mediasuite.cache.v1.CacheService",
         cache_service_pb2_grpc.add_CacheServiceServicer_to_server,
-        EchoCache(),
+        make(EchoCache),
     )
     async with grpc_server([cache], **certs[0].env()) as server:
         yield server.address
