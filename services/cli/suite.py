@@ -40,6 +40,9 @@ _MODULES = {
 # The monitor starts first so it receives every service's metrics from their first export.
 _START_ORDER = ("monitor", "cache", "processing", "batch", "gateway")
 _READY_TIMEOUT = 60.0
+# Settings naming the suite's one media library and one derived store (processing's first).
+_MEDIA_ROOTS = ("PROCESSING_MEDIA_ROOT", "CACHE_MEDIA_ROOT", "BATCH_MEDIA_ROOT")
+_DERIVED_ROOTS = ("PROCESSING_DERIVED_ROOT", "BATCH_DERIVED_ROOT")
 
 console = Console(stderr=True, highlight=False)
 
@@ -59,12 +62,14 @@ def suite_environment(environ: Mapping[str, str], state_dir: Path) -> dict[str, 
     env.setdefault(
         "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "base2_exponential_bucket_histogram"
     )
-    # Processing reads media under its root and the cache checks an entry's source file under its
-    # own: one library for both (the one the user named for either, else STATE_DIR/media).
-    media = env.get("PROCESSING_MEDIA_ROOT") or env.get("CACHE_MEDIA_ROOT") or str(state_dir / "media")
-    env.setdefault("PROCESSING_MEDIA_ROOT", media)
-    env.setdefault("CACHE_MEDIA_ROOT", media)
-    env.setdefault("PROCESSING_DERIVED_ROOT", str(state_dir / "derived"))
+    # One media library and one derived store for the whole suite: processing reads media under
+    # its root, the cache checks an entry's source file under its own, batch imports from the
+    # library and stages outputs in the derived store. The directory the user named for any of
+    # them is everyone's; else STATE_DIR/media and STATE_DIR/derived.
+    for names, default in ((_MEDIA_ROOTS, state_dir / "media"), (_DERIVED_ROOTS, state_dir / "derived")):
+        chosen = next((env[name] for name in names if env.get(name)), str(default))
+        for name in names:
+            env.setdefault(name, chosen)
     env.setdefault("MEDIASUITE_STATE_DIR", str(state_dir))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
@@ -73,18 +78,20 @@ def suite_environment(environ: Mapping[str, str], state_dir: Path) -> dict[str, 
 def prepare_media(env: Mapping[str, str], state_dir: Path) -> list[str]:
     """Create the media and derived directories under the state dir; warnings about the others."""
     warnings = []
-    for name in ("PROCESSING_MEDIA_ROOT", "PROCESSING_DERIVED_ROOT"):
-        path = Path(env[name]).expanduser().resolve()
+    for names in (_MEDIA_ROOTS, _DERIVED_ROOTS):
+        first, *others = names
+        path = Path(env[first]).expanduser().resolve()
         if path.is_relative_to(state_dir):
             path.mkdir(parents=True, exist_ok=True)
         elif not path.is_dir():
-            warnings.append(f"{name} ({path}) is not a directory")
-    media = Path(env["PROCESSING_MEDIA_ROOT"]).expanduser().resolve()
-    if env["CACHE_MEDIA_ROOT"] and Path(env["CACHE_MEDIA_ROOT"]).expanduser().resolve() != media:
-        warnings.append(
-            f"CACHE_MEDIA_ROOT ({env['CACHE_MEDIA_ROOT']}) is not PROCESSING_MEDIA_ROOT ({media}): "
-            "the cache will find the sources of processing's entries missing and treat them as stale"
-        )
+            warnings.append(f"{first} ({path}) is not a directory")
+        for name in others:
+            if env.get(name) and Path(env[name]).expanduser().resolve() != path:
+                warnings.append(
+                    f"{name} ({env[name]}) is not {first} ({path}): the processes will not see "
+                    "the same files (the cache takes processing's entries for stale; batch imports "
+                    "and stages elsewhere)"
+                )
     return warnings
 
 
@@ -229,8 +236,9 @@ def up(state_dir: Path) -> None:
     Each service reads its settings from the environment (see `mediasuite-<service> --help`);
     unset addresses default to 127.0.0.1 and the documented ports. Logs go to STATE_DIR/log.
     Media paths are relative to STATE_DIR/media (created; processing reads it, the cache checks
-    freshness against it) unless PROCESSING_MEDIA_ROOT or CACHE_MEDIA_ROOT names another
-    directory; stored outputs go to STATE_DIR/derived unless PROCESSING_DERIVED_ROOT is set.
+    freshness against it, batch imports from it) unless PROCESSING_MEDIA_ROOT, CACHE_MEDIA_ROOT or
+    BATCH_MEDIA_ROOT names another directory (for all three); stored outputs go to
+    STATE_DIR/derived unless PROCESSING_DERIVED_ROOT or BATCH_DERIVED_ROOT is set.
 
     Example: REDIS_URL=redis://127.0.0.1:6379/0 mediasuite up
     """
