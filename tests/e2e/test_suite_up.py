@@ -128,6 +128,9 @@ def test_the_suite_is_wired_together(suite: tuple[subprocess.Popen[bytes], dict[
     _wait_healthy(env, popen, out)
     state = Path(env["MEDIASUITE_STATE_DIR"])
     media = state / "media"
+    deadline = time.monotonic() + 30  # the banner follows the last readiness check
+    while "Stop: Ctrl-C" not in out.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert f"Media library: {media}" in out.read_text()
     source = media / "photos" / "a.jpg"
     source.parent.mkdir(parents=True)
