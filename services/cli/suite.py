@@ -27,7 +27,7 @@ from services.runtime.app import describe_settings
 from services.runtime.config import ConfigError, Env, Setting
 from services.runtime.suite import PROCESSES, Process
 
-__all__ = ["configuration_table", "main", "process_settings", "suite_environment"]
+__all__ = ["configuration_table", "main", "prepare_media", "process_settings", "suite_environment"]
 
 # Start order: dependencies first. Stop order is the reverse.
 _MODULES = {
@@ -40,6 +40,9 @@ _MODULES = {
 # The monitor starts first so it receives every service's metrics from their first export.
 _START_ORDER = ("monitor", "cache", "processing", "batch", "gateway")
 _READY_TIMEOUT = 60.0
+# Settings naming the suite's one media library and one derived store (processing's first).
+_MEDIA_ROOTS = ("PROCESSING_MEDIA_ROOT", "CACHE_MEDIA_ROOT", "BATCH_MEDIA_ROOT")
+_DERIVED_ROOTS = ("PROCESSING_DERIVED_ROOT", "BATCH_DERIVED_ROOT")
 
 console = Console(stderr=True, highlight=False)
 
@@ -59,9 +62,37 @@ def suite_environment(environ: Mapping[str, str], state_dir: Path) -> dict[str, 
     env.setdefault(
         "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "base2_exponential_bucket_histogram"
     )
+    # One media library and one derived store for the whole suite: processing reads media under
+    # its root, the cache checks an entry's source file under its own, batch imports from the
+    # library and stages outputs in the derived store. The directory the user named for any of
+    # them is everyone's; else STATE_DIR/media and STATE_DIR/derived.
+    for names, default in ((_MEDIA_ROOTS, state_dir / "media"), (_DERIVED_ROOTS, state_dir / "derived")):
+        chosen = next((env[name] for name in names if env.get(name)), str(default))
+        for name in names:
+            env.setdefault(name, chosen)
     env.setdefault("MEDIASUITE_STATE_DIR", str(state_dir))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def prepare_media(env: Mapping[str, str], state_dir: Path) -> list[str]:
+    """Create the media and derived directories under the state dir; warnings about the others."""
+    warnings = []
+    for names in (_MEDIA_ROOTS, _DERIVED_ROOTS):
+        first, *others = names
+        path = Path(env[first]).expanduser().resolve()
+        if path.is_relative_to(state_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        elif not path.is_dir():
+            warnings.append(f"{first} ({path}) is not a directory")
+        for name in others:
+            if env.get(name) and Path(env[name]).expanduser().resolve() != path:
+                warnings.append(
+                    f"{name} ({env[name]}) is not {first} ({path}): the processes will not see "
+                    "the same files (the cache takes processing's entries for stale; batch imports "
+                    "and stages elsewhere)"
+                )
+    return warnings
 
 
 @dataclass
@@ -138,6 +169,11 @@ def _print_ready(children: list[Child], env: Mapping[str, str], elapsed: float) 
     console.print(f"Prometheus metrics: http://{env.get('MONITOR_HTTP_LISTEN', '127.0.0.1:9464')}/metrics")
     redis = env.get("REDIS_URL") or "none: the cache keeps entries in memory (set REDIS_URL to use Redis)"
     console.print(f"Redis: {redis}")
+    media = Path(env["PROCESSING_MEDIA_ROOT"]).expanduser().resolve()
+    derived = Path(env["PROCESSING_DERIVED_ROOT"]).expanduser().resolve()
+    # soft_wrap: a long path stays on one line (to copy it, or find it in a log).
+    console.print(f"Media library: {media}", soft_wrap=True)
+    console.print(f"  (request paths are relative to it; stored outputs go to {derived})", soft_wrap=True)
     console.print("Try: [bold]mediactl health[/], [bold]mediactl monitor watch[/]    Stop: Ctrl-C")
 
 
@@ -199,6 +235,10 @@ def up(state_dir: Path) -> None:
 
     Each service reads its settings from the environment (see `mediasuite-<service> --help`);
     unset addresses default to 127.0.0.1 and the documented ports. Logs go to STATE_DIR/log.
+    Media paths are relative to STATE_DIR/media (created; processing reads it, the cache checks
+    freshness against it, batch imports from it) unless PROCESSING_MEDIA_ROOT, CACHE_MEDIA_ROOT or
+    BATCH_MEDIA_ROOT names another directory (for all three); stored outputs go to
+    STATE_DIR/derived unless PROCESSING_DERIVED_ROOT or BATCH_DERIVED_ROOT is set.
 
     Example: REDIS_URL=redis://127.0.0.1:6379/0 mediasuite up
     """
@@ -206,6 +246,8 @@ def up(state_dir: Path) -> None:
     log_dir = state_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = suite_environment(os.environ, state_dir)
+    for warning in prepare_media(env, state_dir):
+        console.print(f"[yellow]{warning}[/]")
     try:
         grace = Env(env).duration("SHUTDOWN_GRACE", 10.0, "grace period of each process on stop")
     except ConfigError as error:

@@ -3,16 +3,17 @@
 Who reads a file is derived from the rendered manifests, not listed here: the ConfigMap generated
 from the file, the containers that mount it, and the setting (or argument) that points at the file
 under the mount. A mediasuite process's file is loaded with that process's own loader, registered in
-LOADERS by the setting's name; a file that a process mounts but no setting points at is one the
-process does not read yet (the cache's TTL file today: the cache that reads a namespace file is being
-built on another branch). That file is skipped, saying so, until the process reads a ``*_FILE``
-setting: then the test fails until the setting points at the mounted file and its loader is here.
+LOADERS by the setting's name (the monitor's alert rules, the cache's namespace policies). A file
+that a process mounts but no setting points at is one the process does not read yet: it is skipped,
+saying so, until the process reads a ``*_FILE`` setting; then the test fails until the setting
+points at the mounted file and its loader is here (two tests below show both failures).
 The OpenTelemetry Collector's loader is its binary, which does not run here: its file is checked for
 what the suite relies on (README.md, "What only a cluster can check", has the binary's own check).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,28 +26,37 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.util.types import Attributes
 
+from services.cache.config import CacheConfig
+from services.cache.namespaces import DEFAULT_POLICIES, read_namespace_file
 from services.cli.suite import process_settings
 from services.monitor.app_metrics import AppMetrics
 from services.monitor.monitor import SELF_METRICS
 from services.monitor.otlp import batches
 from services.monitor.rules import DEFAULT_RULES, load_rules
 from services.monitor.sampling import METRICS as SYSTEM_METRICS
-from services.runtime.config import Setting
+from services.runtime.config import ConfigError, Env, Setting
 from tests.support.k8s import K8S, VARIANTS, Container, Rendered, rendered, service_port
 
 CONFIG = K8S / "base" / "config"
 FILES = sorted(p.name for p in CONFIG.iterdir() if p.is_file())
 
+
+def _cache_namespaces(path: Path) -> object:
+    """What the cache does with CACHE_NAMESPACES_FILE at start (ConfigError naming what is wrong)."""
+    return CacheConfig.from_env(Env({"CACHE_NAMESPACES_FILE": str(path)})).namespaces
+
+
 # The loader of each setting that names a shipped file, by setting: the process's own start-up code.
 LOADERS: dict[str, Callable[[Path], object]] = {
     "MONITOR_RULES_FILE": load_rules,
+    "CACHE_NAMESPACES_FILE": _cache_namespaces,
 }
 # Name spaces of the metrics the monitor makes itself: a rule there must name one it makes.
 MONITOR_OWN = ("system.", "process.", "monitor.", "rpc.server.")
 
 
 def test_the_shipped_files_are_found() -> None:
-    assert {"alert-rules.yaml", "cache-ttls.yaml", "collector.yaml"} <= set(FILES)
+    assert {"alert-rules.yaml", "cache-ttls.toml", "collector.yaml"} <= set(FILES)
 
 
 def _readers(objects: Rendered, file_name: str) -> list[tuple[Container, str, list[str]]]:
@@ -78,19 +88,58 @@ def _readers(objects: Rendered, file_name: str) -> list[tuple[Container, str, li
 def test_each_file_loads_with_the_loader_of_the_process_that_reads_it(
     variant: str, file_name: str, tmp_path: Path
 ) -> None:
-    _check_file(variant, file_name, tmp_path, process_settings())
+    _check_file(rendered(variant), file_name, tmp_path, process_settings(), LOADERS)
 
 
-def test_a_process_that_starts_reading_a_file_setting_fails_until_the_file_is_wired(tmp_path: Path) -> None:
-    """Not vacuous: once the cache reads its namespace file (as it does on its own branch), the skip ends."""
-    settings = process_settings()
-    settings["cache"] = [*settings["cache"], Setting("CACHE_NAMESPACES_FILE", "", "namespace policies")]
+def _without_env(objects: Rendered, workload: str, name: str) -> Rendered:
+    """The rendered objects with one variable removed from a workload's containers (a copy)."""
+    changed = copy.deepcopy(list(objects.objects))
+    for obj in changed:
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == workload:
+            for container in obj["spec"]["template"]["spec"]["containers"]:
+                container["env"] = [e for e in container.get("env", []) if e["name"] != name]
+    return Rendered(objects.variant, tuple(changed))
+
+
+def test_a_process_that_reads_a_file_setting_fails_while_the_mounted_file_is_not_named(
+    tmp_path: Path,
+) -> None:
+    """Not vacuous: the cache's pod as it was before CACHE_NAMESPACES_FILE was wired fails the check."""
+    unwired = _without_env(rendered("overlays/dev"), "cache", "CACHE_NAMESPACES_FILE")
     with pytest.raises(AssertionError, match=r"cache now reads \['CACHE_NAMESPACES_FILE'\]"):
-        _check_file("overlays/dev", "cache-ttls.yaml", tmp_path, settings)
+        _check_file(unwired, "cache-ttls.toml", tmp_path, process_settings(), LOADERS)
 
 
-def _check_file(variant: str, file_name: str, tmp_path: Path, settings: dict[str, list[Setting]]) -> None:
-    objects = rendered(variant)
+def test_a_setting_naming_a_file_needs_its_loader_registered(tmp_path: Path) -> None:
+    """Not vacuous: a file setting without its loader here fails instead of passing unread."""
+    loaders = {k: v for k, v in LOADERS.items() if k != "CACHE_NAMESPACES_FILE"}
+    with pytest.raises(AssertionError, match="add its loader to LOADERS"):
+        _check_file(rendered("overlays/dev"), "cache-ttls.toml", tmp_path, process_settings(), loaders)
+
+
+def test_the_cache_loader_refuses_what_the_cache_would_refuse(tmp_path: Path) -> None:
+    """The registered loader is the cache's start-up check: a bad duration stops it, naming where."""
+    bad = tmp_path / "cache-ttls.toml"
+    bad.write_text(
+        (CONFIG / "cache-ttls.toml").read_text().replace('default_ttl = "1h"', 'default_ttl = "soon"', 1)
+    )
+    with pytest.raises(ConfigError, match=r"CACHE_NAMESPACES_FILE.*namespaces\.image_analysis"):
+        LOADERS["CACHE_NAMESPACES_FILE"](bad)
+
+
+def test_the_base_ships_the_caches_default_namespaces_written_out() -> None:
+    """Every policy spelled out (read with no defaults to fall back on): the design's, in one place."""
+    assert read_namespace_file(CONFIG / "cache-ttls.toml", {}) == list(DEFAULT_POLICIES)
+
+
+def _check_file(
+    objects: Rendered,
+    file_name: str,
+    tmp_path: Path,
+    settings: dict[str, list[Setting]],
+    loaders: dict[str, Callable[[Path], object]],
+) -> None:
+    variant = objects.variant
     readers = _readers(objects, file_name)
     assert readers, f"{file_name} is shipped but mounted into no container of {variant}"
     unread = []
@@ -109,7 +158,7 @@ def _check_file(variant: str, file_name: str, tmp_path: Path, settings: dict[str
             unread.append((container, path))
             continue
         for setting in pointers:
-            loader = LOADERS.get(setting)
+            loader = loaders.get(setting)
             assert loader is not None, (
                 f"{container.process} reads {file_name} through {setting}: add its loader to LOADERS"
             )

@@ -122,24 +122,11 @@ def test_traces_and_metrics_go_to_the_collector(variant: str, container: Contain
     assert reached[0].workload_name == "otel-collector"
 
 
-def _with_local_mounts(env: dict[str, str], mounts: dict[str, Path]) -> dict[str, str]:
-    """Values naming a file under a ConfigMap/Secret mount point at the directory that holds it here."""
-    local = dict(env)
-    for name, value in env.items():
-        for mount_path, directory in mounts.items():
-            if value == mount_path or value.startswith(mount_path + "/"):
-                local[name] = str(directory) + value[len(mount_path) :]
-    return local
-
-
 @pytest.mark.parametrize(("variant", "container"), CONTAINERS, ids=IDS)
 def test_each_process_accepts_its_configuration(variant: str, container: Container, tmp_path: Path) -> None:
     """The process's own start-up check (`mediasuite-<process> --check-config`) on the pod's env,
     with the files it mounts (the monitor reads its alert rules then)."""
-    env = {
-        "PATH": os.environ["PATH"],
-        **_with_local_mounts(container.env(), container.write_mounted_files(tmp_path)),
-    }
+    env = {"PATH": os.environ["PATH"], **container.env_with_mounts(tmp_path)}
     result = subprocess.run(
         [str(BIN / container.argv()[0]), *container.argv()[1:], "--check-config"],
         env=env, capture_output=True, text=True, check=False, timeout=60,

@@ -4,10 +4,17 @@ For every container of an overlay (dev, and prod with mTLS on) the test takes th
 and environment from the rendered manifests (ConfigMaps, Secrets and $(VAR) references resolved),
 maps every container port to a free loopback port and every Service name to 127.0.0.1 (so
 ``cache:50051`` becomes the cache's mapped port), gives every volume mount a directory (ConfigMap
-and Secret files written into it), starts the processes together, and runs each declared probe on
-the kubelet's schedule (initialDelaySeconds, periodSeconds, timeoutSeconds, failureThreshold).
-Then it stops them like a pod deletion does (SIGTERM, SIGKILL after terminationGracePeriodSeconds).
-For prod, the Secrets an operator creates are made here: a fresh CA and a certificate for mTLS.
+and Secret files written into it; every claim of a PersistentVolumeClaim one directory shared by
+the pods that mount it, as a ReadWriteMany volume is), starts the processes together, and runs each
+declared probe on the kubelet's schedule (initialDelaySeconds, periodSeconds, timeoutSeconds,
+failureThreshold). Then it stops them like a pod deletion does (SIGTERM, SIGKILL after
+terminationGracePeriodSeconds). For prod, the Secrets an operator creates are made here: a fresh CA
+and a certificate for mTLS, and a fresh API key for the gateway (dev ships its own, documented key).
+
+The suite is checked as one: a thumbnail of a photo in the media library, asked of the gateway's
+HTTP port with an API key, is made by processing from the mounted library, stored in the derived
+volume and the cache (over mTLS in prod), and asked again is served from the cache, as the cache's
+statistics show.
 
 The monitor is checked as the deployment wires it: its health checks reach every process and
 Redis (through the health-only ports, also with mTLS on), its alert rules come from the mounted
@@ -23,7 +30,10 @@ certificate of the suite's CA, as the real one does (components/mtls/tls.yaml).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
+import json
 import os
 import re
 import signal
@@ -31,6 +41,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,10 +52,13 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from PIL import Image
 
+from gateway.auth import hash_key, new_key
 from mediasuite.monitor.v1 import monitor_service_pb2, monitor_service_pb2_grpc
 from tests.support.certs import Leaf, make_ca, make_leaf
-from tests.support.k8s import Container, Rendered, rendered, service_port
+from tests.support.k8s import K8S, Container, Rendered, rendered, service_port
+from tests.support.media import photo, save
 from tests.support.otlp import otlp_receiver
 from tests.support.processes import free_port
 
@@ -53,6 +67,9 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 VARIANT = "overlays/dev"
 OVERLAYS = ("overlays/dev", "overlays/prod")
+# The dev overlay's gateway key (overlays/dev/kustomization.yaml documents it; its digest is the Secret's).
+DEV_API_KEY = "msk_dev-only-not-secret-never-expose-a-dev-gateway"
+PHOTO = "smoke/photo.jpg"  # in the media library
 HOSTPORT = re.compile(r"(?P<host>\b[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9-]+)*):(?P<port>\d+)\b")
 
 
@@ -102,6 +119,10 @@ def _materialize(pod: LocalPod, objects: Rendered, root: Path, secrets: dict[str
             t["metadata"]["name"] for t in pod.container.workload["spec"].get("volumeClaimTemplates", [])
         }
         volume = {} if mount["name"] in templates else pod.container.volume(mount["name"])
+        if "persistentVolumeClaim" in volume:
+            # One volume, every pod that mounts the claim (ReadWriteMany): media and derived are shared.
+            local = root / "volumes" / volume["persistentVolumeClaim"]["claimName"]
+            local.mkdir(parents=True, exist_ok=True)
         data: dict[str, str] = {}
         if "configMap" in volume:
             data = objects.config_data("ConfigMap", volume["configMap"]["name"])
@@ -146,6 +167,21 @@ def _start(pod: LocalPod, root: Path) -> None:
         )
 
 
+def _http_probe(pod: LocalPod, action: dict[str, Any], timeout: float) -> str:
+    """An httpGet probe: "ok" for a status the kubelet counts as success (200-399)."""
+    port = action["port"]
+    number = pod.container.ports()[port] if isinstance(port, str) else int(port)
+    url = f"http://127.0.0.1:{pod.ports[number]}{action.get('path', '/')}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            status = int(reply.status)
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except OSError as error:
+        return str(error)
+    return "ok" if 200 <= status < 400 else f"HTTP {status}"
+
+
 def _probe_once(pod: LocalPod, probe: dict[str, Any]) -> str:
     """Run one probe as the kubelet would; returns "SERVING"/"ok" on success, else what went wrong."""
     timeout = float(probe.get("timeoutSeconds", 1))
@@ -159,6 +195,8 @@ def _probe_once(pod: LocalPod, probe: dict[str, Any]) -> str:
             except grpc.RpcError as error:
                 return str(error.code().name)
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+    if "httpGet" in probe:
+        return _http_probe(pod, probe["httpGet"], timeout)
     if "tcpSocket" in probe:
         port = probe["tcpSocket"]["port"]
         number = pod.container.ports()[port] if isinstance(port, str) else int(port)
@@ -230,15 +268,85 @@ def _running(pods: dict[str, LocalPod], root: Path) -> Iterator[None]:
                 pod.popen.wait()
 
 
-def _operator_secrets(root: Path) -> tuple[dict[str, dict[str, str]], Leaf]:
-    """What an operator puts in the Secrets before deploying prod: here, a fresh CA and certificate."""
+def _operator_secrets(root: Path, api_key: str) -> tuple[dict[str, dict[str, str]], Leaf]:
+    """What an operator puts in the Secrets before deploying prod: a fresh CA and certificate, and the
+    gateway's keys file with the entry `mediactl gateway new-key` prints for ``api_key``."""
     suite = make_leaf(make_ca(root / "pki"), "suite")
     mtls = {
         "tls.crt": suite.cert.read_text(),
         "tls.key": suite.key.read_text(),
         "ca.crt": suite.ca.read_text(),
     }
-    return {"mediasuite-mtls": mtls}, suite
+    keys = {"keys": f"smoke:admin:{hash_key(api_key)}\n"}
+    return {"mediasuite-mtls": mtls, "mediasuite-api-keys": keys}, suite
+
+
+def _api_key(objects: Rendered) -> str:
+    """The key to call the gateway with: dev's documented key (checked against its Secret), or a new one."""
+    if objects.variant != "overlays/dev":
+        return new_key()
+    secret = next(
+        s for s in objects.of_kind("Secret") if s["metadata"]["name"].startswith("mediasuite-api-keys")
+    )
+    entries = base64.b64decode(secret["data"]["keys"]).decode()
+    assert f":{hash_key(DEV_API_KEY)}" in entries, "the dev Secret holds the documented key's digest"
+    assert DEV_API_KEY in (K8S / "overlays" / "dev" / "kustomization.yaml").read_text()
+    return DEV_API_KEY
+
+
+def _call(pod: LocalPod, method: str, path: str, key: str | None, body: object = None) -> tuple[int, Any]:
+    """An HTTP call to the gateway's `http` port; (status, parsed JSON body)."""
+    port = pod.ports[pod.container.ports()["http"]]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"content-type": "application/json", **({"authorization": f"Bearer {key}"} if key else {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return int(reply.status), json.loads(reply.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def _thumbnail_through_the_suite(gateway: LocalPod, key: str, derived: Path) -> None:
+    """gateway -> processing (media from the library volume) -> derived volume and cache; again -> cache."""
+    status, _ = _call(gateway, "GET", "/v1/cache/stats", None)
+    assert status == 401, "the gateway requires an API key"
+
+    def thumbnail(output_mode: str) -> dict[str, Any]:
+        encode = {"format": "IMAGE_FORMAT_WEBP", "outputMode": output_mode}
+        return {"media": {"path": PHOTO}, "preset": "small", "encode": encode}
+
+    stored = thumbnail("OUTPUT_MODE_STORE")
+    status, first = _call(gateway, "POST", "/v1/processing:thumbnail", key, stored)
+    assert status == 200, first
+    assert first["operation"]["cached"] is False
+    output = first["output"]
+    assert (output["width"], output["height"]) == (160, 120)
+    written = derived / output["storedPath"]
+    assert written.read_bytes()[8:12] == b"WEBP", "stored in the derived volume"
+    inline = thumbnail("OUTPUT_MODE_INLINE")
+    status, second = _call(gateway, "POST", "/v1/processing:thumbnail", key, inline)
+    assert status == 200, second
+    assert second["operation"]["cached"] is True, "the second call is served from the cache"
+    image = Image.open(io.BytesIO(base64.b64decode(second["output"]["inline"])))
+    assert (image.format, image.size) == ("WEBP", (160, 120))
+    status, stats = _call(gateway, "GET", "/v1/cache/stats", key)
+    assert status == 200, stats
+    thumbnails = next(n for n in stats["namespaces"] if n["namespace"] == "thumbnail")
+    assert int(thumbnails["sets"]) >= 1, thumbnails
+    assert int(thumbnails["hits"]) >= 1, thumbnails
+
+
+def _gateway_reaches_batch_and_monitor(gateway: LocalPod, key: str) -> None:
+    """One call to each of the other upstreams; a refused or unreachable upstream would be 503."""
+    status, reply = _call(gateway, "GET", "/v1/monitor/alerts/rules", key)
+    assert status == 200, reply
+    status, reply = _call(gateway, "GET", "/v1/batches", key)
+    # 501 while batch is being built (its RPCs answer UNIMPLEMENTED): still an answer from batch.
+    assert status in (200, 501), reply
 
 
 def _collector_credentials(suite: Leaf) -> grpc.ServerCredentials:
@@ -324,8 +432,12 @@ def _monitor_serves_its_own_rpc_metrics(pod: LocalPod) -> None:
 @pytest.mark.parametrize("variant", OVERLAYS)
 def test_overlay_starts_every_process_and_passes_its_probes(variant: str, tmp_path: Path) -> None:
     objects = rendered(variant)
-    secrets, suite = _operator_secrets(tmp_path)
+    api_key = _api_key(objects)
+    secrets, suite = _operator_secrets(tmp_path, api_key)
     pods = _prepare(objects, tmp_path, secrets)
+    library = tmp_path / "volumes" / "media-library"
+    (library / PHOTO).parent.mkdir(parents=True)
+    (library / PHOTO).write_bytes(save(photo(800, 600), "JPEG", quality=90))
     processes = {name: pod for name, pod in pods.items() if pod.container.process is not None}
     assert len(processes) == 5
     mtls = bool(processes["cache"].env.get("GRPC_TLS_CERT"))
@@ -341,7 +453,8 @@ def test_overlay_starts_every_process_and_passes_its_probes(variant: str, tmp_pa
         assert failures == [], "\n\n".join(failures)
 
         # Outside traffic enters through the gateway's HTTP port (the only one the Service and the
-        # NetworkPolicies open to it); one call on each main gRPC port makes spans and metrics.
+        # NetworkPolicies open to it): calls through it reach every other process (over mTLS in
+        # prod) and make the spans and metrics checked at the end (health checks make none).
         gateway = processes["gateway"]
         http = gateway.ports[gateway.container.ports()["http"]]
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=10) as reply:
@@ -352,6 +465,8 @@ def test_overlay_starts_every_process_and_passes_its_probes(variant: str, tmp_pa
             else:
                 grpc_port = pod.container.ports()["grpc"]
                 assert _probe_once(pod, {"grpc": {"port": grpc_port}, "timeoutSeconds": 5}) == "SERVING"
+        _thumbnail_through_the_suite(gateway, api_key, tmp_path / "volumes" / "media-derived")
+        _gateway_reaches_batch_and_monitor(gateway, api_key)
         _monitor_sees_the_suite(processes["monitor"], suite if mtls else None)
         _monitor_serves_its_own_rpc_metrics(processes["monitor"])
 
@@ -401,3 +516,16 @@ def test_the_smoke_test_would_notice_a_wrong_probe_port(tmp_path: Path) -> None:
     cache.ports[spec["startupProbe"]["grpc"]["port"]] = free_port()
     with _running({"cache": cache}, tmp_path):
         assert "startupProbe failed" in _becomes_ready(cache)
+
+
+def test_the_smoke_test_would_notice_an_http_probe_on_a_missing_page(tmp_path: Path) -> None:
+    """Not vacuous: the gateway's httpGet liveness probe on a path it does not serve (404) fails."""
+    objects = rendered(VARIANT)
+    pods = _prepare(objects, tmp_path)
+    gateway = pods["gateway"]
+    spec = dict(gateway.container.spec)
+    spec["livenessProbe"] = {**spec["livenessProbe"], "httpGet": {"path": "/no-such-page", "port": "http"},
+                             "periodSeconds": 1, "failureThreshold": 2}  # fmt: skip
+    gateway.container = Container(objects, gateway.container.workload, spec)
+    with _running({"gateway": gateway}, tmp_path):
+        assert "livenessProbe failed (last: HTTP 404)" in _becomes_ready(gateway)

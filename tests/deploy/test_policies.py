@@ -139,9 +139,16 @@ def test_processes_are_probed_over_grpc_health_on_their_plaintext_health_port(
     assert container.ports().get("grpc") == int(config.listen.rpartition(":")[2]), "grpc is the LISTEN port"
     assert config.listen.startswith("0.0.0.0:")
     assert config.health_listen.startswith("0.0.0.0:")
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    # Startup and readiness on grpc.health.v1: readiness must turn NOT_SERVING when a drain starts.
+    for probe in ("startupProbe", "readinessProbe"):
         assert container.spec[probe]["grpc"]["port"] == health_port, probe
         assert container.spec[probe]["grpc"].get("service", "") == "", "overall status: NOT_SERVING on stop"
+    liveness = container.spec["livenessProbe"]
+    if "http" in container.ports():
+        # The gateway: alive is its HTTP server (the port outside callers use) answering /healthz.
+        assert liveness["httpGet"] == {"path": "/healthz", "port": "http"}
+    else:
+        assert liveness["grpc"] == {"port": health_port}
 
 
 @pytest.mark.parametrize(("variant", "container"), PROCESS_CONTAINERS, ids=_ids(PROCESS_CONTAINERS))

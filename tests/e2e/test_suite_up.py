@@ -1,19 +1,28 @@
 """``mediasuite up`` starts all five processes, ``mediactl health`` sees them serving, Ctrl-C stops
-them all, and a process that dies is reported and stops the suite instead of being restarted."""
+them all, a process that dies is reported and stops the suite instead of being restarted, and the
+processes are wired to each other (gateway -> processing -> cache, one media library)."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import grpc
 import psutil
 import pytest
+from PIL import Image
 
+from mediasuite.cache.v1 import cache_service_pb2, cache_service_pb2_grpc
 from services.runtime.suite import PROCESSES
+from tests.support.media import photo, save
 from tests.support.processes import BIN, base_env, free_port
 
 
@@ -97,3 +106,64 @@ def test_a_process_that_dies_is_reported_not_restarted(
     )
     assert failed.returncode == 1
     assert "not serving: cache, processing, batch, monitor, gateway" in failed.stderr
+
+
+def _http(url: str, body: object | None = None) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        assert reply.status == 200
+        return dict(json.loads(reply.read()))
+
+
+def test_the_suite_is_wired_together(suite: tuple[subprocess.Popen[bytes], dict[str, str], Path]) -> None:
+    """A thumbnail of a file in the media library, asked of the gateway, is made by processing and
+    cached; asked again, it comes from the cache (GetStats counts the hit); the cache checks the
+    entry's source in the same library processing read it from."""
+    popen, env, out = suite
+    _wait_healthy(env, popen, out)
+    state = Path(env["MEDIASUITE_STATE_DIR"])
+    media = state / "media"
+    deadline = time.monotonic() + 30  # the banner follows the last readiness check
+    while "Stop: Ctrl-C" not in out.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert f"Media library: {media}" in out.read_text()
+    source = media / "photos" / "a.jpg"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(save(photo(640, 480), "JPEG", quality=90))
+
+    gateway = f"http://{env['GATEWAY_HTTP_LISTEN']}/v1/processing:thumbnail"
+
+    def thumbnail(output_mode: str) -> dict[str, Any]:
+        encode = {"format": "IMAGE_FORMAT_PNG", "outputMode": output_mode}
+        return _http(gateway, {"media": {"path": "photos/a.jpg"}, "size": {"width": 64}, "encode": encode})
+
+    first = thumbnail("OUTPUT_MODE_STORE")
+    assert first["operation"]["cached"] is False
+    stored = state / "derived" / first["output"]["storedPath"]
+    with Image.open(stored) as image:
+        assert image.size == (64, 48), "made by processing, stored under STATE_DIR/derived"
+    second = thumbnail("OUTPUT_MODE_INLINE")  # inline: not found in the derived store, only in the cache
+    assert second["operation"]["cached"] is True
+    assert Image.open(io.BytesIO(base64.b64decode(second["output"]["inline"]))).size == (64, 48)
+
+    with grpc.insecure_channel(env["CACHE_ADDR"]) as channel:
+        cache = cache_service_pb2_grpc.CacheServiceStub(channel)
+        stats = cache.GetStats(cache_service_pb2.GetStatsRequest(), timeout=10)
+        (thumbnails,) = [n for n in stats.namespaces if n.namespace == "thumbnail"]
+        assert (thumbnails.sets, thumbnails.hits, thumbnails.misses) == (1, 1, 1)
+
+        # The entry names its source relative to the library; the cache finds the file under its
+        # own root (CACHE_MEDIA_ROOT) unchanged, then changed.
+        request = cache_service_pb2.GetRequest(
+            namespace="thumbnail", key=f"thumbnail/{first['output']['contentKey']}", verify_source=True
+        )
+        assert cache.Get(request, timeout=10).found
+        source.write_bytes(save(photo(640, 480, seed=2), "JPEG", quality=90))
+        changed = cache.Get(request, timeout=10)
+        assert not changed.found
+        assert changed.miss_reason == cache_service_pb2.MISS_REASON_STALE

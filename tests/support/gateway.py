@@ -434,7 +434,10 @@ async def running_gateway(
         addresses["echo"] = upstreams["echo"]
     table = build_routes(services)
     clients = Upstreams(
-        addresses, telemetry=telemetry, deadline_seconds=config.server.client_deadline_seconds
+        addresses,
+        telemetry=telemetry,
+        deadline_seconds=config.server.client_deadline_seconds,
+        tls=config.server.tls,
     )
     built = create_app(config, telemetry=telemetry, table=table, upstreams=clients)
     http = HttpServer(built.asgi, config.http_listen, grace_seconds=1)

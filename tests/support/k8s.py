@@ -36,7 +36,8 @@ MEDIASUITE_IMAGE = re.compile(r"^(?:.+/)?mediasuite(?::[^@]+)?(?:@sha256:[0-9a-f
 OPERATOR_SECRETS: dict[str, dict[str, str]] = {
     "mediasuite-redis": {"password": "example-password", "url": "rediss://:example@redis.example:6380/0"},
     "mediasuite-mtls": {"tls.crt": "", "tls.key": "", "ca.crt": ""},
-    "mediasuite-api-keys": {},
+    # The gateway's keys file: `mediactl gateway new-key` entries (a digest, never a key).
+    "mediasuite-api-keys": {"keys": "ops:admin:sha256:" + "0" * 64 + "\n"},
 }
 
 Obj = dict[str, Any]
@@ -216,12 +217,47 @@ class Container:
             found[mount["mountPath"]] = local
         return found
 
+    def env_with_mounts(self, root: Path) -> dict[str, str]:
+        """env(), with the ConfigMap and Secret mounts written under ``root`` and values naming a
+        file under a mount pointed at its copy there (what the process reads, on this machine)."""
+        mounts = self.write_mounted_files(root)
+        local = self.env()
+        for name, value in local.items():
+            for mount_path, directory in mounts.items():
+                if value == mount_path or value.startswith(mount_path + "/"):
+                    local[name] = str(directory) + value[len(mount_path) :]
+        return local
+
+    def mount_of(self, path: str) -> tuple[Obj, Obj]:
+        """The volumeMount at ``path`` and its pod volume."""
+        for mount in self.spec.get("volumeMounts", []):
+            if mount["mountPath"] == path:
+                return dict(mount), self.volume(mount["name"])
+        raise AssertionError(f"{self.workload_name}: nothing is mounted at {path}")
+
     def volume(self, mount_name: str) -> Obj:
         """The pod volume a mount refers to."""
         for volume in self.pod.get("volumes", []):
             if volume["name"] == mount_name:
                 return dict(volume)
         raise AssertionError(f"{self.workload_name}: volumeMount {mount_name} has no volume")
+
+
+_MEMORY_UNITS = {"": 1, "k": 1000, "M": 1000**2, "G": 1000**3, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+
+
+def cpu_cores(quantity: str | int | float) -> float:
+    """A CPU quantity ("2", "500m", 1.5) in cores."""
+    text = str(quantity)
+    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def memory_bytes(quantity: str | int) -> int:
+    """A memory quantity ("256Mi", "1Gi", "1G", "1048576") in bytes."""
+    match = re.fullmatch(r"(\d+)([kMG]i?)?", str(quantity))
+    if match is None:
+        raise AssertionError(f"memory quantity {quantity!r} not understood here")
+    return int(match[1]) * _MEMORY_UNITS[match[2] or ""]
 
 
 def expand(text: str, env: Mapping[str, str]) -> str:
