@@ -18,7 +18,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= mediasuite:$(VERSION)
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: help setup protos proto-check lint test run bench clean lock image browser
+.PHONY: help setup protos proto-check lint test run bench clean lock image browser certs
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -76,3 +76,6 @@ clean: ## remove the virtualenv, caches and benchmark output
 lock: $(STAMP) ## re-resolve requirements/lock.txt from pyproject.toml (keeps existing pins)
 	$(BIN)/pip-compile -q --strip-extras --extra dev --no-emit-index-url --no-emit-find-links \
 		-o requirements/lock.txt pyproject.toml
+
+certs: $(STAMP) ## a development CA and mTLS certificates for every process in certs/ (git-ignored; `mediasuite up --tls certs`)
+	$(BIN)/mediasuite certs --dir certs

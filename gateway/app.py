@@ -219,6 +219,7 @@ def create_app(
         telemetry=telemetry,
         deadline_seconds=config.server.client_deadline_seconds,
         max_message_bytes=config.server.max_message_bytes,
+        tls=config.server.tls,
     )
     settings = TranscoderSettings(
         auth=config.auth,

@@ -16,6 +16,7 @@ from gateway.codec import message_class
 from gateway.routes import Route
 from services.runtime.clients import open_channel
 from services.runtime.telemetry import Telemetry
+from services.runtime.tls import TlsConfig
 
 __all__ = ["Upstreams"]
 
@@ -30,8 +31,10 @@ class Upstreams:
         telemetry: Telemetry | None = None,
         deadline_seconds: float = 10.0,
         max_message_bytes: int = 64 * 1024**2,
+        tls: TlsConfig | None = None,
     ) -> None:
         self._addresses = dict(addresses)
+        self._tls = tls
         self._telemetry = telemetry
         self._deadline = deadline_seconds
         self._max_message_bytes = max_message_bytes
@@ -51,6 +54,7 @@ class Upstreams:
                 deadline_seconds=self._deadline,
                 max_message_bytes=self._max_message_bytes,
                 telemetry=self._telemetry,
+                tls=self._tls,
             )
             self._channels[upstream] = channel
         return channel
