@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -41,7 +42,7 @@ CALLERS = 16
 class Load:
     """Callers that Set then Get their own keys until stopped; every outcome is counted."""
 
-    def __init__(self, stub: cache_service_pb2_grpc.CacheServiceStub) -> None:
+    def __init__(self, stub: cache_service_pb2_grpc.CacheServiceAsyncStub) -> None:
         self.stub = stub
         self.calls = 0
         self.errors: list[str] = []
@@ -75,9 +76,9 @@ class Load:
         await asyncio.gather(*self._tasks)
 
 
-async def _until(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():  # type: ignore[operator]
+async def _until(predicate: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not await predicate():
         assert time.monotonic() < deadline, what
         await asyncio.sleep(0.05)
 
@@ -124,7 +125,9 @@ async def test_redis_killed_under_load_cache_answers_from_memory_and_batch_pause
                 grpc.aio.insecure_channel(cache.address) as cache_channel,
                 grpc.aio.insecure_channel(batch_process.address) as batch_channel,
             ):
-                cache_stub = cache_service_pb2_grpc.CacheServiceStub(cache_channel)
+                cache_stub: cache_service_pb2_grpc.CacheServiceAsyncStub = (
+                    cache_service_pb2_grpc.CacheServiceStub(cache_channel)
+                )
                 batches = batch_service_pb2_grpc.BatchServiceStub(batch_channel)
                 spec = bpb.BatchSpec(
                     import_directory=bpb.ImportOperation(directory="library", recursive=True)
