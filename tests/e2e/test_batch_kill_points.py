@@ -85,13 +85,16 @@ async def test_sigkill_then_restart_completes_the_batch_exactly_once(
                     assert finished(imported).state == bpb.BATCH_STATE_SUCCEEDED
                     before = catalog_dump(SHARED_URL, prefix)
                     seen: list[bpb.BatchEvent] = []
-                    with pytest.raises(grpc.aio.AioRpcError):
-                        async for reply in stub.SubmitBatch(
-                            bpb.SubmitBatchRequest(spec=_spec(atomic)), timeout=120
-                        ):
+
+                    async def follow_and_kill() -> None:
+                        request = bpb.SubmitBatchRequest(spec=_spec(atomic))
+                        async for reply in stub.SubmitBatch(request, timeout=120):
                             seen.append(reply.event)
                             if _kill_now(point, seen):
                                 first.popen.send_signal(signal.SIGKILL)
+
+                    with pytest.raises(grpc.aio.AioRpcError):
+                        await follow_and_kill()
                 assert first.popen.wait(10) == -signal.SIGKILL
             batch_id = seen[0].batch_id
             client = redis.Redis.from_url(SHARED_URL)
