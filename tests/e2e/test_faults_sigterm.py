@@ -3,7 +3,8 @@
 For each process: its health goes NOT_SERVING (a Watch sees it) before it exits; every call that
 was in flight when the signal came (started at least 50 ms before it) completes normally; calls
 made after it either complete or are refused UNAVAILABLE (HTTP: 503 or a refused connection), or
-CANCELLED by grpc core when they reached it in the instant it began to stop (they never ran); the process exits 0 without cancelling a call (SHUTDOWN_GRACE is ample).
+CANCELLED by grpc core when they reached it in the instant it began to stop (they never ran); the
+process exits 0 without cancelling a call (SHUTDOWN_GRACE is ample).
 Processing gets real thumbnail work (calls take tens of milliseconds, so many are in flight);
 the gateway is loaded with HTTP calls that go through it to processing.
 """
