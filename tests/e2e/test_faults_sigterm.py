@@ -233,15 +233,18 @@ async def test_monitor_sigterm_under_load(tmp_path: Path) -> None:
 async def test_gateway_sigterm_under_load(tmp_path: Path) -> None:
     media = _media(tmp_path)
     listen = f"127.0.0.1:{free_port()}"
-    with service_process(
-        "processing",
-        tmp_path,
-        PROCESSING_MEDIA_ROOT=str(media),
-        PROCESSING_WORKERS="2",
-        PROCESSING_CACHE="false",
-    ) as processing, service_process(
-        "gateway", tmp_path, GATEWAY_HTTP_LISTEN=listen, PROCESSING_ADDR=processing.address
-    ) as running:
+    with (
+        service_process(
+            "processing",
+            tmp_path,
+            PROCESSING_MEDIA_ROOT=str(media),
+            PROCESSING_WORKERS="2",
+            PROCESSING_CACHE="false",
+        ) as processing,
+        service_process(
+            "gateway", tmp_path, GATEWAY_HTTP_LISTEN=listen, PROCESSING_ADDR=processing.address
+        ) as running,
+    ):
         body = {
             "media": {"path": "big.jpg"},
             "preset": "medium",
