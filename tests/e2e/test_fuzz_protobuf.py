@@ -44,31 +44,37 @@ _UNSIGNED32 = {F.TYPE_UINT32, F.TYPE_FIXED32}
 _UNSIGNED64 = {F.TYPE_UINT64, F.TYPE_FIXED64}
 
 
+_NUMBERS: dict[frozenset[int], dict[str, Any]] = {
+    frozenset(_SIGNED32): {"largest": 2**31 - 1, "smallest": -(2**31), "odd": -1},
+    frozenset(_SIGNED64): {"largest": 2**63 - 1, "smallest": -(2**63), "odd": -1},
+    frozenset(_UNSIGNED32): {"largest": 2**32 - 1, "smallest": 0, "odd": 2**31},
+    frozenset(_UNSIGNED64): {"largest": 2**64 - 1, "smallest": 0, "odd": 2**63},
+    frozenset({F.TYPE_FLOAT, F.TYPE_DOUBLE}): {"largest": math.inf, "smallest": -math.inf, "odd": math.nan},
+    frozenset({F.TYPE_BOOL}): {"largest": True, "smallest": False, "odd": True},
+    # numbers no enum of the suite has
+    frozenset({F.TYPE_ENUM}): {"largest": 999_999, "smallest": -7, "odd": 2**31 - 1},
+}
+_TEXT: dict[int, dict[str, Any]] = {
+    F.TYPE_STRING: {"smallest": "\x00../../etc/passwd", "odd": "é*[?\\" + "\u202e" * 100 + "/.."},
+    F.TYPE_BYTES: {"smallest": b"", "odd": b"\x00" * 64},
+}
+
+
 def _scalar(field: FieldDescriptor, variant: str, repeated: bool) -> Any:
-    kind = field.type
-    if kind in _SIGNED32:
-        return {"largest": 2**31 - 1, "smallest": -(2**31), "odd": -1}[variant]
-    if kind in _SIGNED64:
-        return {"largest": 2**63 - 1, "smallest": -(2**63), "odd": -1}[variant]
-    if kind in _UNSIGNED32:
-        return {"largest": 2**32 - 1, "smallest": 0, "odd": 2**31}[variant]
-    if kind in _UNSIGNED64:
-        return {"largest": 2**64 - 1, "smallest": 0, "odd": 2**63}[variant]
-    if kind in (F.TYPE_FLOAT, F.TYPE_DOUBLE):
-        return {"largest": math.inf, "smallest": -math.inf, "odd": math.nan}[variant]
-    if kind == F.TYPE_BOOL:
-        return variant != "smallest"
-    if kind == F.TYPE_ENUM:
-        return {"largest": 999_999, "smallest": -7, "odd": 2**31 - 1}[variant]  # numbers no enum has
-    if kind == F.TYPE_STRING:
-        if variant == "largest":
-            return BIG_STRING[:1024] if repeated else BIG_STRING
-        return {"smallest": "\x00../../etc/passwd", "odd": "é*[?\\" + "\u202e" * 100 + "/.."}[variant]
-    if kind == F.TYPE_BYTES:
-        if variant == "largest":
-            return BIG_BYTES[:1024] if repeated else BIG_BYTES
-        return {"smallest": b"", "odd": b"\x00" * 64}[variant]
-    raise AssertionError(f"unhandled field type {kind} of {field.full_name}")
+    for kinds, values in _NUMBERS.items():
+        if field.type in kinds:
+            return values[variant]
+    if field.type not in _TEXT:
+        raise AssertionError(f"unhandled field type {field.type} of {field.full_name}")
+    if variant == "largest":
+        big: str | bytes = BIG_STRING if field.type == F.TYPE_STRING else BIG_BYTES
+        return big[:1024] if repeated else big
+    return _TEXT[field.type][variant]
+
+
+def _nested(field: FieldDescriptor) -> Descriptor:
+    assert field.message_type is not None
+    return field.message_type
 
 
 def malformed(descriptor: Descriptor, variant: str, depth: int = 0) -> Message:
@@ -76,10 +82,10 @@ def malformed(descriptor: Descriptor, variant: str, depth: int = 0) -> Message:
     message = message_factory.GetMessageClass(descriptor)()
     for field in descriptor.fields:
         is_message = field.type == F.TYPE_MESSAGE
-        if is_message and field.message_type.GetOptions().map_entry:
+        if is_message and _nested(field).GetOptions().map_entry:
             key_field, value_field = (
-                field.message_type.fields_by_name["key"],
-                field.message_type.fields_by_name["value"],
+                _nested(field).fields_by_name["key"],
+                _nested(field).fields_by_name["value"],
             )
             target = getattr(message, field.name)
             for index in range(3):
@@ -87,14 +93,14 @@ def malformed(descriptor: Descriptor, variant: str, depth: int = 0) -> Message:
                 key = f"{key}{index}" if isinstance(key, str) else key
                 if value_field.type == F.TYPE_MESSAGE:
                     if depth < 3:
-                        target[key].CopyFrom(malformed(value_field.message_type, variant, depth + 1))
+                        target[key].CopyFrom(malformed(_nested(value_field), variant, depth + 1))
                 else:
                     target[key] = _scalar(value_field, variant, True)
             continue
         if is_message:
             if depth >= 3:
                 continue
-            value = malformed(field.message_type, variant, depth + 1)
+            value = malformed(_nested(field), variant, depth + 1)
             if field.is_repeated:
                 getattr(message, field.name).extend([value, value])
             else:
@@ -115,10 +121,10 @@ def one_field_at_a_time(
     rest unset: so a field checked after another still gets its turn."""
     cls = message_factory.GetMessageClass(descriptor)
     for field in descriptor.fields:
-        if field.type == F.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
+        if field.type == F.TYPE_MESSAGE and not _nested(field).GetOptions().map_entry:
             if depth >= 2:
                 continue
-            for path, inner in one_field_at_a_time(field.message_type, variant, depth + 1):
+            for path, inner in one_field_at_a_time(_nested(field), variant, depth + 1):
                 message = cls()
                 if field.is_repeated:
                     getattr(message, field.name).append(inner)
