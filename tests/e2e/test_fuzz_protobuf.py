@@ -17,16 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2  # noqa: F401 (registers the descriptors)
 import pytest
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-import mediasuite.batch.v1.batch_service_pb2
-import mediasuite.batch.v1.catalog_service_pb2
-import mediasuite.cache.v1.cache_service_pb2
-import mediasuite.monitor.v1.monitor_service_pb2
-import mediasuite.processing.v1.processing_service_pb2  # noqa: F401 (registers the descriptors)
 from services.runtime.suite import PROCESSES
 from tests.support.processes import Running, health_status, service_process
 from tests.support.redis import SHARED_URL, delete_prefix, unique_prefix
@@ -37,6 +33,8 @@ VARIANTS = ("largest", "smallest", "odd")
 BIG_STRING = "x" * (1 << 20)
 BIG_BYTES = b"\xff" * (1 << 20)
 REPEATED = 1000
+# Served beside the suite's own services: the monitor's OTLP metrics receiver.
+EXTRA_SERVICES = {"monitor": ("opentelemetry.proto.collector.metrics.v1.MetricsService",)}
 F = FieldDescriptor
 _SIGNED32 = {F.TYPE_INT32, F.TYPE_SINT32, F.TYPE_SFIXED32}
 _SIGNED64 = {F.TYPE_INT64, F.TYPE_SINT64, F.TYPE_SFIXED64}
@@ -210,7 +208,7 @@ def test_malformed_values_at_every_rpc_get_a_deliberate_status(suite: dict[str, 
         with grpc.insecure_channel(
             running.address, options=[("grpc.max_send_message_length", 256 << 20)]
         ) as channel:
-            for service_name in proc.services:
+            for service_name in (*proc.services, *EXTRA_SERVICES.get(proc.name, ())):
                 service = descriptor_pool.Default().FindServiceByName(service_name)
                 for method in service.methods:
                     for variant in VARIANTS:
