@@ -11,7 +11,6 @@ service answers a good call after every corrupt one.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
