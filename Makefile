@@ -41,11 +41,12 @@ proto-check: $(STAMP) ## fail when the committed generated code differs from wha
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
 
-lint: $(STAMP) $(BUF) proto-check ## buf lint, ruff, mypy, generated-code drift
+lint: $(STAMP) $(BUF) proto-check ## buf lint, ruff (bandit rules included), mypy, generated-code drift, pip-audit
 	$(BIN)/python tools/protos.py lint --buf $(BUF)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services gateway bench tools tests
+	$(BIN)/python tools/audit.py
 
 # checkov lives in its own virtualenv: it pins many packages of its own (requirements/checkov.txt).
 $(CHECKOV): requirements/checkov.txt
