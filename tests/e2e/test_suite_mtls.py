@@ -6,17 +6,15 @@ mTLS; a client without a certificate, with one from another CA, or with an expir
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -32,15 +30,8 @@ pytestmark = pytest.mark.slow
 
 
 def _http(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"content-type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return reply.status, json.loads(reply.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    reply = httpx.request(method, url, json=body, timeout=30)
+    return reply.status_code, reply.json() if reply.content else None
 
 
 def _eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -294,7 +294,7 @@ async def test_series_beyond_the_limit_are_rejected_as_partial_success(monitor: 
         ),
         (
             "ListAlertEvents",
-            pb.ListAlertEventsRequest(page_token="abc"),
+            pb.ListAlertEventsRequest(page_token="abc"),  # noqa: S106 (a page token, not a password)
             grpc.StatusCode.INVALID_ARGUMENT,
             "page_token",
             "previous response",
