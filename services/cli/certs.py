@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from services.runtime.suite import PROCESSES
+from services.runtime.tls import TlsConfig
 
 __all__ = ["CLIENT", "Leaf", "make_ca", "make_leaf", "make_suite_certs", "suite_certs"]
 
@@ -42,6 +43,10 @@ class Leaf:
     def env(self) -> dict[str, str]:
         """The GRPC_TLS_* variables that make a process use this certificate."""
         return {"GRPC_TLS_CERT": str(self.cert), "GRPC_TLS_KEY": str(self.key), "GRPC_TLS_CA": str(self.ca)}
+
+    def tls_config(self) -> TlsConfig:
+        """The runtime's mTLS settings for a client or server presenting this certificate."""
+        return TlsConfig(self.cert, self.key, self.ca)
 
 
 def _now() -> datetime.datetime:

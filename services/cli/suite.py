@@ -27,9 +27,8 @@ from services.cli.probe import check_health
 from services.runtime.app import describe_settings
 from services.runtime.config import ConfigError, Env, Setting
 from services.runtime.suite import PROCESSES, Process
-from services.runtime.tls import TlsConfig
 
-__all__ = ["configuration_table", "main", "process_settings", "suite_environment", "tls_environment"]
+__all__ = ["configuration_table", "main", "process_settings", "suite_environment"]
 
 # Start order: dependencies first. Stop order is the reverse.
 _MODULES = {
@@ -46,11 +45,8 @@ _READY_TIMEOUT = 60.0
 console = Console(stderr=True, highlight=False)
 
 
-def suite_environment(environ: Mapping[str, str], state_dir: Path, *, tls: bool = False) -> dict[str, str]:
-    """The environment every child gets: the caller's, plus loopback addresses for every process.
-
-    With ``tls`` the metrics go to the monitor over TLS too (each child's certificate is added by
-    :func:`tls_environment`)."""
+def suite_environment(environ: Mapping[str, str], state_dir: Path) -> dict[str, str]:
+    """The environment every child gets: the caller's, plus loopback addresses for every process."""
     env = dict(environ)
     for proc in PROCESSES:
         env.setdefault(proc.listen_env, proc.default_address)
@@ -59,8 +55,7 @@ def suite_environment(environ: Mapping[str, str], state_dir: Path, *, tls: bool 
     # Every service's meter provider exports to the monitor's OTLP receiver (metrics only: traces stay
     # off unless the caller configured them), every 5 s, with exponential histograms so the monitor's
     # latency percentiles are within a few percent even for sub-millisecond calls.
-    scheme = "https" if tls else "http"
-    env.setdefault("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{scheme}://{env['MONITOR_ADDR']}")
+    env.setdefault("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://{env['MONITOR_ADDR']}")
     env.setdefault("OTEL_METRIC_EXPORT_INTERVAL", "5000")
     env.setdefault(
         "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "base2_exponential_bucket_histogram"
@@ -68,16 +63,6 @@ def suite_environment(environ: Mapping[str, str], state_dir: Path, *, tls: bool 
     env.setdefault("MEDIASUITE_STATE_DIR", str(state_dir))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
-
-
-def tls_environment(leaf: Leaf) -> dict[str, str]:
-    """What one child needs for mutual TLS: its certificate for gRPC and for its OTLP metrics export."""
-    return {
-        **leaf.env(),
-        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE": str(leaf.ca),
-        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE": str(leaf.cert),
-        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY": str(leaf.key),
-    }
 
 
 @dataclass
@@ -110,7 +95,7 @@ async def _start(proc: Process, env: dict[str, str], log_dir: Path) -> Child:
     return Child(proc, popen, log_path, log_file)
 
 
-async def _wait_ready(child: Child, address: str, tls: TlsConfig | None) -> None:
+async def _wait_ready(child: Child, address: str, tls: Leaf | None) -> None:
     deadline = time.monotonic() + _READY_TIMEOUT
     while time.monotonic() < deadline:
         if child.popen.returncode is not None:
@@ -118,7 +103,7 @@ async def _wait_ready(child: Child, address: str, tls: TlsConfig | None) -> None
                 f"{child.proc.name} exited with code {child.popen.returncode} during start-up; "
                 f"end of {child.log_path}:\n{child.tail()}"
             )
-        results = await check_health(address, deadline_s=0.5, tls=tls)
+        results = await check_health(address, deadline_s=0.5, tls=None if tls is None else tls.tls_config())
         if results[0].serving:
             return
         await asyncio.sleep(0.1)
@@ -140,7 +125,7 @@ async def _stop_all(children: list[Child], grace: float) -> None:
         child.log_file.close()
 
 
-def _print_ready(children: list[Child], env: Mapping[str, str], elapsed: float, tls: Leaf | None) -> None:
+def _print_ready(children: list[Child], env: Mapping[str, str], elapsed: float) -> None:
     table = Table(title=f"mediasuite is up ({elapsed:.1f}s)", title_justify="left")
     table.add_column("process")
     table.add_column("gRPC address")
@@ -154,11 +139,28 @@ def _print_ready(children: list[Child], env: Mapping[str, str], elapsed: float, 
     console.print(f"Prometheus metrics: http://{env.get('MONITOR_HTTP_LISTEN', '127.0.0.1:9464')}/metrics")
     redis = env.get("REDIS_URL") or "none: the cache keeps entries in memory (set REDIS_URL to use Redis)"
     console.print(f"Redis: {redis}")
-    if tls is None:
+    console.print("Try: [bold]mediactl health[/], [bold]mediactl monitor watch[/]    Stop: Ctrl-C")
+
+
+def tls_environment(env: Mapping[str, str], leaf: Leaf) -> dict[str, str]:
+    """What one child needs for mutual TLS: its certificate for gRPC and for its OTLP metrics export
+    (to the monitor's port, which then speaks TLS only: https unless the caller chose an endpoint)."""
+    extra = {
+        **leaf.env(),
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE": str(leaf.ca),
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE": str(leaf.cert),
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY": str(leaf.key),
+    }
+    if env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") == f"http://{env.get('MONITOR_ADDR')}":
+        extra["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] = f"https://{env['MONITOR_ADDR']}"
+    return extra
+
+
+def _print_tls(client: Leaf | None) -> None:
+    if client is None:
         console.print("gRPC: plaintext (loopback); mutual TLS: make certs && mediasuite up --tls certs")
     else:
-        console.print(f"gRPC: mutual TLS, CA {tls.ca}; a client needs a certificate of it ({tls.cert})")
-    console.print("Try: [bold]mediactl health[/], [bold]mediactl monitor watch[/]    Stop: Ctrl-C")
+        console.print(f"gRPC: mutual TLS, CA {client.ca}; clients need a certificate of it ({client.cert})")
 
 
 async def _up(env: dict[str, str], log_dir: Path, grace: float, tls: dict[str, Leaf] | None = None) -> int:
@@ -169,17 +171,18 @@ async def _up(env: dict[str, str], log_dir: Path, grace: float, tls: dict[str, L
     started = time.monotonic()
     by_name = {p.name: p for p in PROCESSES}
     children: list[Child] = []
-    checker = None if tls is None else TlsConfig.from_env(Env(tls[CLIENT].env()))
+    checker = None if tls is None else tls[CLIENT]
     code = 0
     try:
         with console.status("starting mediasuite ...") as status:
             for name in _START_ORDER:
                 status.update(f"starting {name} ...")
-                child_env = env if tls is None else {**env, **tls_environment(tls[name])}
+                child_env = env if tls is None else {**env, **tls_environment(env, tls[name])}
                 child = await _start(by_name[name], child_env, log_dir)
                 children.append(child)
                 await _wait_ready(child, env[by_name[name].addr_env], checker)
-        _print_ready(children, env, time.monotonic() - started, None if tls is None else tls[CLIENT])
+        _print_ready(children, env, time.monotonic() - started)
+        _print_tls(None if tls is None else tls[CLIENT])
         exits = {asyncio.ensure_future(c.popen.wait()): c for c in children}
         stopper = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
@@ -230,27 +233,29 @@ def up(state_dir: Path, tls_dir: Path | None) -> None:
 
     Each service reads its settings from the environment (see `mediasuite-<service> --help`);
     unset addresses default to 127.0.0.1 and the documented ports. Logs go to STATE_DIR/log.
-    With --tls DIR each process gets DIR/<process>.crt and .key and DIR/ca.crt as GRPC_TLS_*
-    (mutual TLS on every gRPC port, its own calls and its metrics export); the HTTP gateway stays HTTP.
 
     Example: REDIS_URL=redis://127.0.0.1:6379/0 mediasuite up
+
+    With --tls DIR each process gets DIR/<process>.crt and .key and DIR/ca.crt as GRPC_TLS_*
+    (mutual TLS on every gRPC port, its own calls and its metrics export); the HTTP gateway stays HTTP.
 
     Example: make certs && mediasuite up --tls certs
     """
     state_dir = state_dir.resolve()
     log_dir = state_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
+    env = suite_environment(os.environ, state_dir)
+    try:
+        grace = Env(env).duration("SHUTDOWN_GRACE", 10.0, "grace period of each process on stop")
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+
     leaves = None
     if tls_dir is not None:
         try:
             leaves = suite_certs(tls_dir.resolve())
         except FileNotFoundError as error:
             raise click.UsageError(str(error)) from None
-    env = suite_environment(os.environ, state_dir, tls=leaves is not None)
-    try:
-        grace = Env(env).duration("SHUTDOWN_GRACE", 10.0, "grace period of each process on stop")
-    except ConfigError as error:
-        raise click.UsageError(str(error)) from None
     raise SystemExit(asyncio.run(_up(env, log_dir, grace, leaves)))
 
 
