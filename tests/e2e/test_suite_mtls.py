@@ -6,6 +6,7 @@ mTLS; a client without a certificate, with one from another CA, or with an expir
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -196,6 +197,21 @@ def test_the_suite_works_end_to_end_over_mtls_and_refuses_clients_it_cannot_veri
         )
         assert _health(address, _credentials(stranger, ca)) == "UNAVAILABLE", "another CA"
         assert _health(address, _credentials(expired, ca)) == "UNAVAILABLE", "expired"
+    # mediactl with the client certificate sees every process; without it, none.
+    mediactl = [str(BIN / "mediactl"), "--tls", str(certs), "health", "--json"]
+    checked = subprocess.run(mediactl, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert {json.loads(line)["status"] for line in checked.stdout.splitlines()} == {"SERVING"}
+    stats = subprocess.run(
+        [str(BIN / "mediactl"), "--tls", str(certs), "cache", "stats", "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert stats.returncode == 0, stats.stderr
+    plain = subprocess.run(
+        [str(BIN / "mediactl"), "--timeout", "2", "health"], env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert plain.returncode == 1, "without the certificate every process refuses mediactl"
     logs = (Path(env["MEDIASUITE_STATE_DIR"]) / "log").glob("*.log")
     for log in logs:
         text = log.read_text()
