@@ -18,7 +18,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= mediasuite:$(VERSION)
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: help setup protos proto-check lint test run bench clean lock image browser
+.PHONY: help setup protos proto-check lint test run bench clean lock image browser certs
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,11 +41,12 @@ proto-check: $(STAMP) ## fail when the committed generated code differs from wha
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
 
-lint: $(STAMP) $(BUF) proto-check ## buf lint, ruff, mypy, generated-code drift
+lint: $(STAMP) $(BUF) proto-check ## buf lint, ruff (bandit rules included), mypy, generated-code drift, pip-audit
 	$(BIN)/python tools/protos.py lint --buf $(BUF)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services gateway bench tools tests
+	$(BIN)/python tools/audit.py
 
 # checkov lives in its own virtualenv: it pins many packages of its own (requirements/checkov.txt).
 $(CHECKOV): requirements/checkov.txt
@@ -76,3 +77,6 @@ clean: ## remove the virtualenv, caches and benchmark output
 lock: $(STAMP) ## re-resolve requirements/lock.txt from pyproject.toml (keeps existing pins)
 	$(BIN)/pip-compile -q --strip-extras --extra dev --no-emit-index-url --no-emit-find-links \
 		-o requirements/lock.txt pyproject.toml
+
+certs: $(STAMP) ## a development CA and mTLS certificates for every process in certs/ (git-ignored; `mediasuite up --tls certs`)
+	$(BIN)/mediasuite certs --dir certs

@@ -75,7 +75,7 @@ class Figures:
 
 
 def _samples() -> dict[str, bytes]:
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 (reproducible test data, not crypto)
 
     def exif() -> dict[str, object]:
         return {

@@ -228,6 +228,8 @@ def create_app(
         forward_headers=config.forward_headers,
         json=JsonOptions(proto_names=config.json_proto_names, emit_defaults=config.json_emit_defaults),
         sse_keepalive_seconds=config.sse_keepalive_seconds,
+        rate_limit=config.rate_limit,
+        rate_burst=config.rate_burst,
     )
     transcoder = Transcoder(table, upstreams, KeyStore(config.keys), settings, telemetry)
     docs = docs_for(

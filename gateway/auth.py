@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections.abc import Iterable
@@ -26,10 +27,12 @@ __all__ = [
     "KeyFormatError",
     "KeyStore",
     "Principal",
+    "RedactCredentials",
     "Scope",
     "hash_key",
     "new_key",
     "parse_key_entries",
+    "redact",
     "scope_for",
 ]
 
@@ -160,3 +163,37 @@ class KeyStore:
             if hmac.compare_digest(digest, key.digest):
                 found = key
         return None if found is None else Principal(found.name, found.scope)
+
+
+_SECRETS = (
+    # WebSocket keys travel as the subprotocol "bearer.<key>"; HTTP ones as "Bearer <key>".
+    (re.compile(r"(?i)\b(bearer)[.\s]+[^\s,;\"'\\]+"), r"\1 <redacted>"),
+    (
+        re.compile(r"(?i)\b(authorization|x-api-key|cookie|proxy-authorization)(\"?\s*[:=]\s*)[^\n\"]+"),
+        r"\1\2<redacted>",
+    ),
+    (re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_\-]{6,}"), KEY_PREFIX + "<redacted>"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential it may hold replaced by ``<redacted>``."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactCredentials(logging.Filter):
+    """A log filter that removes keys from records before they are written.
+
+    The gateway never logs a key itself, but libraries may at debug level (the WebSocket handshake
+    logs every request header, the subprotocol ``bearer.<key>`` included).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message when it holds a credential; never drop a record."""
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True

@@ -10,7 +10,7 @@ from gateway.auth import ApiKey, KeyFormatError, parse_key_entries
 from services.runtime.config import ConfigError, Env, ServerConfig
 from services.runtime.suite import PROCESSES, process
 
-__all__ = ["HOP_BY_HOP", "GatewayConfig"]
+__all__ = ["CREDENTIALS", "HOP_BY_HOP", "GatewayConfig"]
 
 # Headers that describe one HTTP connection, never forwarded (RFC 9110 section 7.6.1).
 HOP_BY_HOP = frozenset(
@@ -29,7 +29,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Credentials stay at the gateway; the callee learns who called from mediasuite-principal/-scope.
-_NEVER_FORWARDED = HOP_BY_HOP | {"authorization", "x-api-key", "cookie"}
+CREDENTIALS = frozenset({"authorization", "x-api-key", "cookie", "proxy-authorization"})
+_NEVER_FORWARDED = HOP_BY_HOP | CREDENTIALS
 
 
 def _is_loopback(address: str) -> bool:
@@ -62,6 +63,8 @@ class GatewayConfig:
     json_proto_names: bool
     json_emit_defaults: bool
     sse_keepalive_seconds: float
+    rate_limit: float = 0.0
+    rate_burst: int = 1
 
     @classmethod
     def from_env(cls, env: Env) -> GatewayConfig:
@@ -157,6 +160,21 @@ class GatewayConfig:
             ),
             sse_keepalive_seconds=env.duration(
                 "GATEWAY_SSE_KEEPALIVE", 15.0, "interval of keep-alive comments on idle event streams", min=1
+            ),
+            rate_limit=env.number(
+                "GATEWAY_RATE_LIMIT",
+                1000.0,
+                "requests per second each API key (or client address, without keys) may make on average; "
+                "more are 429 with Retry-After (0: no limit)",
+                min=0,
+                max=1e6,
+            ),
+            rate_burst=env.integer(
+                "GATEWAY_RATE_BURST",
+                2000,
+                "requests an API key (or client address) may make at once above GATEWAY_RATE_LIMIT",
+                min=1,
+                max=10_000_000,
             ),
         )
 

@@ -318,7 +318,7 @@ def _field_at(descriptor: Descriptor, path: Iterable[str]) -> FieldDescriptor:
         field = current.fields_by_name[name]
         if field.message_type is not None:
             current = field.message_type
-    assert field is not None
+    assert field is not None  # noqa: S101 (narrows a type: an invariant of the code above, not a check of input)
     return field
 
 

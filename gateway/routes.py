@@ -224,7 +224,7 @@ def _resolve(method: MethodDescriptor, path: Sequence[str], *, scalar: bool) -> 
             if found.message_type is None or _is_repeated(found):
                 raise ValueError(f"{method.full_name}: {'.'.join(path[: i + 1])!r} is not a singular message")
             message = found.message_type
-    assert found is not None
+    assert found is not None  # noqa: S101 (narrows a type: an invariant of the code above, not a check of input)
     if scalar and (_is_repeated(found) or found.message_type is not None):
         raise ValueError(f"{method.full_name}: path variable {'.'.join(path)!r} must be a singular scalar")
     return found

@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from gateway.app import create_app
+from gateway.auth import RedactCredentials
 from gateway.config import GatewayConfig
 from services.runtime.app import run_service
 from services.runtime.server import GrpcServer
@@ -85,6 +86,9 @@ class HttpServer:
 async def build_server(config: GatewayConfig, telemetry: Telemetry) -> GrpcServer:
     """The gateway: gRPC health on its gRPC port, HTTP on GATEWAY_HTTP_LISTEN, stopped together."""
     server = GrpcServer(config.server, [], telemetry=telemetry)
+    # Libraries log request headers at debug level (the WebSocket handshake does): keys never pass.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactCredentials())
     gateway = create_app(config, telemetry=telemetry)
     if config.auth:
         log.info("authentication on: %d API key(s)", len(config.keys))

@@ -201,6 +201,7 @@ async def _ws_prepare(
             400, error_body(code_pb2.INVALID_ARGUMENT, f"{raw_path} is not a stream; call it over plain HTTP")
         )
     principal = transcoder.authorize(found.route, headers, token)
+    transcoder.throttle(scope, principal)
     body = b""
     if found.route.body:
         first = await receive()

@@ -24,7 +24,8 @@ from opentelemetry import propagate, trace
 
 from gateway.auth import KeyStore, Principal, Scope
 from gateway.codec import JsonOptions, RequestError, build_request, render
-from gateway.config import HOP_BY_HOP
+from gateway.config import CREDENTIALS, HOP_BY_HOP
+from gateway.ratelimit import RateLimiter
 from gateway.routes import Match, MethodNotAllowed, Route, RouteTable
 from gateway.status import bad_request, error_body, error_info, from_rpc_error
 from gateway.upstream import Upstreams
@@ -74,6 +75,8 @@ class TranscoderSettings:
     forward_headers: tuple[str, ...]
     json: JsonOptions
     sse_keepalive_seconds: float = 15.0
+    rate_limit: float = 0.0
+    rate_burst: int = 1
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ class Transcoder:
         self.settings = settings
         self.telemetry = telemetry or Telemetry()
         self._tracer = self.telemetry.tracer("mediasuite.gateway")
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
 
     # ---- shared steps
 
@@ -219,6 +223,28 @@ class Transcoder:
             )
         return principal
 
+    def throttle(self, scope: ASGIScope, principal: Principal | None) -> None:
+        """Spend one request of the caller's rate (its key, or its address without keys): ApiError 429."""
+        if not self.limiter.enabled:
+            return
+        if principal is not None:
+            caller, who = f"key:{principal.name}", f"key {principal.name!r}"
+        else:
+            client = scope.get("client") or ("unknown", 0)
+            caller, who = f"addr:{client[0]}", f"address {client[0]}"
+        verdict = self.limiter.take(caller)
+        if verdict.allowed:
+            return
+        rate, burst = self.settings.rate_limit, self.settings.rate_burst
+        _, body = error_info(
+            code_pb2.RESOURCE_EXHAUSTED,
+            f"too many requests from {who}: the limit is GATEWAY_RATE_LIMIT={rate:g}/s "
+            f"(bursts of GATEWAY_RATE_BURST={burst}); retry after {verdict.retry_after_seconds}s",
+            "RATE_LIMITED",
+            {"limit": "rate_limit", "maximum": f"{rate:g}", "env": "GATEWAY_RATE_LIMIT"},
+        )
+        raise ApiError(429, body, [(b"retry-after", str(verdict.retry_after_seconds).encode())])
+
     def metadata(
         self, headers: dict[str, str], request_id: str, principal: Principal | None
     ) -> tuple[tuple[str, str], ...]:
@@ -241,7 +267,13 @@ class Transcoder:
         for name, value in headers.items():
             if name.startswith("grpc-metadata-"):
                 key = name.removeprefix("grpc-metadata-")
-                if key in excluded or key.startswith(_RESERVED_PREFIXES) or not _METADATA_KEY.match(key):
+                # Credentials stay here, whichever header carries them (Grpc-Metadata-Authorization too).
+                if (
+                    key in excluded
+                    or key in CREDENTIALS
+                    or key.startswith(_RESERVED_PREFIXES)
+                    or not _METADATA_KEY.match(key)
+                ):
                     raise ApiError(*bad_request(name, "this metadata key may not be set by callers"))
                 pairs[key] = _metadata_value(name, value)
         return tuple(pairs.items())
@@ -341,6 +373,7 @@ class Transcoder:
         try:
             found = self.match(scope["method"], raw_path.decode("latin-1").split("?", 1)[0])
             principal = self.authorize(found.route, headers)
+            self.throttle(scope, principal)
             body = await self.read_body(scope, receive, headers)
             prepared = self.prepare(found, scope, headers, body, principal)
         except ApiError as error:

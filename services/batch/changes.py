@@ -86,7 +86,7 @@ class _Context:
 
 
 def _probe(item: CatalogItem, change: Change, ctx: _Context) -> CatalogItem:
-    assert change.media is not None
+    assert change.media is not None  # noqa: S101 (narrows a type: an invariant of the code above, not a check of input)
     updated = _with_media(item, change.media)
     return updated.with_history(HistoryEntry("probe", "", ctx.now, ctx.batch_id), ctx.history_kept)
 
@@ -158,7 +158,7 @@ def derive(
     the item as it is now (restoring an item that is not in the trash, say)."""
     now = time.time_ns()
     if change.op == "import":
-        assert change.media is not None
+        assert change.media is not None  # noqa: S101 (narrows a type: an invariant of the code above, not a check of input)
         if current is None:
             current = CatalogItem(id=item_id(change.path), path=change.path, created_at_ns=now)
         return _with_media(current, change.media)

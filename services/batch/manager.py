@@ -61,6 +61,7 @@ class BatchManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._recovery: asyncio.Task[None] | None = None
         self._closing = False
+        self._lost: dict[str, str] = {}  # batches paused because Redis stopped answering -> why
 
     # ---- life of the process -----------------------------------------------------------------
 
@@ -69,7 +70,7 @@ class BatchManager:
         self._recovery = asyncio.create_task(self._recover())
 
     async def _recover(self) -> None:
-        delay = 0.5
+        delay = 0.2
         while not self._closing:
             try:
                 ids = await self.journal.active_ids()
@@ -78,14 +79,28 @@ class BatchManager:
                         continue
                     record = await self.journal.get(batch_id)
                     spec = self.decode_spec(record.spec)
-                    self._schedule(record, spec, _RESUMED.get(record.state, "resumed"))
+                    lost = self._lost.pop(batch_id, "")
+                    reason = (
+                        f"resumed: Redis answers again (it was unreachable: {lost})"
+                        if lost
+                        else _RESUMED.get(record.state, "resumed")
+                    )
+                    self._schedule(record, spec, reason)
                 if ids:
                     log.info("resuming %d unfinished batch(es)", len(ids), extra={"fields": {"batches": ids}})
                 return
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 log.warning("Redis unreachable (%s): unfinished batches resume once it answers", error)
                 await asyncio.sleep(delay)
-                delay = min(10.0, delay * 2)
+                delay = min(5.0, delay * 2)
+
+    def _resume_when_redis_answers(self, batch_id: str, why: str) -> None:
+        """Pause, not fail: remember the batch, and look for unfinished batches once Redis answers."""
+        self._lost[batch_id] = why
+        if self._closing:
+            return
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(self._recover())
 
     async def stop(self) -> None:
         """Pause every running batch (each resumes on the next start) and wait for them."""
@@ -169,9 +184,11 @@ class BatchManager:
             if runner.record.state in TERMINAL:
                 await self.journal.expire_idempotency_key(idempotency_key)
         except (RedisConnectionError, RedisTimeoutError) as error:
-            log.error(
-                "batch %s stopped: Redis unreachable (%s); it resumes on the next start", runner.id, error
+            log.warning(
+                "batch %s paused: Redis unreachable (%s); it resumes when Redis answers", runner.id, error
             )
+            runner.redis_lost = runner.redis_lost or str(error)
+            runner.stop(StopReason.PAUSE, "Redis unreachable")  # drops the work still in flight
         except Exception:
             log.exception("batch %s stopped on an unexpected error; it resumes on the next start", runner.id)
         finally:
@@ -179,6 +196,8 @@ class BatchManager:
                 self._batch_slots.release()
             self._runners.pop(runner.id, None)
             self._tasks.pop(runner.id, None)
+            if runner.redis_lost:
+                self._resume_when_redis_answers(runner.id, runner.redis_lost)
 
     # ---- reads and cancel ----------------------------------------------------------------------
 

@@ -101,10 +101,24 @@ def filter_of(message: cpb.CatalogFilter, field: str) -> CatalogFilter:
         kind=_KIND_NAMES[message.kind],
         min_size_bytes=message.min_size_bytes,
         max_size_bytes=message.max_size_bytes,
-        since_ns=message.since.ToNanoseconds() if message.HasField("since") else None,
-        until_ns=message.until.ToNanoseconds() if message.HasField("until") else None,
+        since_ns=_time_ns(message, "since", field),
+        until_ns=_time_ns(message, "until", field),
         path_contains=message.path_contains,
     ).check(field)
+
+
+def _time_ns(message: cpb.CatalogFilter, name: str, field: str) -> int | None:
+    """A Timestamp field in nanoseconds (None when unset); InvalidArgument when it is not a valid time."""
+    if not message.HasField(name):  # type: ignore[arg-type]
+        return None
+    stamp: timestamp_pb2.Timestamp = getattr(message, name)
+    try:
+        return int(stamp.ToNanoseconds())
+    except ValueError as error:
+        raise InvalidArgument(
+            f"{field}.{name} is not a valid time ({error}): use 0001-01-01 to 9999-12-31, nanos 0-999999999",
+            field=f"{field}.{name}",
+        ) from None
 
 
 def _output_proto(output: Any) -> media_pb2.Output:

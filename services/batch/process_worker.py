@@ -158,7 +158,7 @@ class ProcessWorker:
         )
 
     async def _work(self, context: UnitContext, entry: Entry) -> tuple[Change, tuple[OutputRef, ...], int]:
-        assert entry.item is not None
+        assert entry.item is not None  # noqa: S101 (narrows a type: an invariant of the code above, not a check of input)
         media = media_pb2.MediaRef(path=entry.item.path)
         mode = media_pb2.OUTPUT_MODE_INLINE if context.atomic else media_pb2.OUTPUT_MODE_STORE
         deadline = context.item_deadline_s

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from services.batch.catalog import OutputRef, index_members, item_id
 from services.batch.catalog_actions import remove_file
 from services.batch.catalog_store import CatalogStore, Stored
@@ -88,6 +91,7 @@ class Runner:
         self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self._changed = asyncio.Event()
         self._mode = "stage" if record.atomic else "apply"
+        self.redis_lost = ""  # why Redis stopped answering, when that paused the runner
 
     @property
     def id(self) -> str:
@@ -239,6 +243,13 @@ class Runner:
         self._window.release()
         if not task.cancelled() and task.exception() is not None:
             error = task.exception()
+            if isinstance(error, RedisConnectionError | RedisTimeoutError):
+                # Not the batch's fault: pause it; the manager resumes it when Redis answers again.
+                if not self.redis_lost:
+                    log.warning("batch %s: Redis unreachable (%s): pausing", self.id, error)
+                self.redis_lost = self.redis_lost or str(error)
+                self.stop(StopReason.PAUSE, f"Redis unreachable ({error}): resumes when it answers")
+                return
             log.error("batch %s: a unit failed unexpectedly: %r", self.id, error, exc_info=error)
             self.stop(StopReason.PAUSE, f"internal error: {error!r}; resumes on restart")
 

@@ -78,7 +78,7 @@ async def invalidate(
             raise InvalidArgument(f"pattern {pattern[:100]!r} {problem}", field="pattern")
         glob = pattern
     else:
-        assert source_path is not None
+        assert source_path is not None  # noqa: S101 (narrows a type: an invariant of the code above, not a check of input)
         check_fingerprint(Fingerprint(source_path), "source")
     deleted = 0
     for name in names:

@@ -46,7 +46,7 @@ class _Protocol(asyncio.Protocol):
         self.lost: BaseException | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        assert isinstance(transport, asyncio.Transport)  # noqa: S101 (narrows a type: an invariant of the code above, not a check of input)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:

@@ -105,7 +105,7 @@ async def build_server(config: CacheConfig, telemetry: Telemetry) -> GrpcServer:
         register_metrics(telemetry.meter("mediasuite.cache"), stats, backend.evictions, state)
 
     async def start() -> None:
-        assert server is not None
+        assert server is not None  # noqa: S101 (narrows a type: an invariant of the code above, not a check of input)
         if failover is not None:
             await failover.start()
             await server.set_serving(not failover.degraded, REDIS_HEALTH)

@@ -231,7 +231,7 @@ class CacheServiceServicer(cache_service_pb2_grpc.CacheServiceServicer):
             reply = pb.GetOrLeaseResponse(value=outcome.hit.value, waited=outcome.waited)
             _fill_info(reply.info, outcome.hit.header)
             return reply
-        assert outcome.lease is not None
+        assert outcome.lease is not None  # noqa: S101 (narrows a type: an invariant of the code above, not a check of input)
         return pb.GetOrLeaseResponse(
             lease=pb.Lease(token=outcome.lease.token, expires_at=_timestamp(outcome.lease.expires_at_ms)),
             waited=outcome.waited,

@@ -52,7 +52,7 @@ def _run(ctx: click.Context, work: Callable[[grpc.aio.Channel], Coroutine[Any, A
     address = ctx.obj.addresses["batch"]
 
     async def go() -> T:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with ctx.obj.aio_channel(address) as channel:
             return await work(channel)
 
     try:

@@ -41,7 +41,7 @@ def _call(
     timeout: float = ctx.obj.timeout
 
     async def run() -> T:
-        channel = open_channel(address, deadline_seconds=timeout)
+        channel = open_channel(address, deadline_seconds=timeout, tls=ctx.obj.tls)
         try:
             return await call(cache_service_pb2_grpc.CacheServiceStub(channel))
         finally:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import click
+import grpc
 from rich.console import Console
 from rich.table import Table
 
@@ -21,6 +25,7 @@ from services.cli.monitor_commands import monitor
 from services.cli.probe import HealthResult, check_health
 from services.cli.processing_commands import process
 from services.runtime.suite import PROCESSES
+from services.runtime.tls import TlsConfig
 
 __all__ = ["Targets", "cli", "main"]
 
@@ -29,10 +34,37 @@ console = Console(highlight=False)
 
 @dataclass(frozen=True)
 class Targets:
-    """The address of each process, as chosen by options or environment."""
+    """The address of each process, as chosen by options or environment, and the client certificate
+    to present when the suite runs with mutual TLS."""
 
     addresses: dict[str, str]
     timeout: float
+    tls: TlsConfig | None = None
+
+    def channel(self, address: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+        """A blocking channel to ``address``: mutual TLS with --tls, plaintext otherwise."""
+        if self.tls is not None:
+            return grpc.secure_channel(address, self.tls.channel_credentials(), options=options)
+        return grpc.insecure_channel(address, options=options)
+
+    def aio_channel(self, address: str) -> grpc.aio.Channel:
+        """An asyncio channel to ``address``: mutual TLS with --tls, plaintext otherwise."""
+        if self.tls is not None:
+            return grpc.aio.secure_channel(address, self.tls.channel_credentials())
+        return grpc.aio.insecure_channel(address)
+
+
+def _client_tls(directory: Path | None) -> TlsConfig | None:
+    if directory is None:
+        return None
+    config = TlsConfig(directory / "client.crt", directory / "client.key", directory / "ca.crt")
+    missing = [str(p) for p in (config.cert, config.key, config.ca) if not p.is_file()]
+    if missing:
+        raise click.UsageError(
+            f"--tls {directory}: missing {', '.join(missing)}; make them with `make certs` "
+            f"(or `mediasuite certs --dir {directory}`)"
+        )
+    return config
 
 
 def _address_options(func: click.decorators.FC) -> click.decorators.FC:
@@ -57,16 +89,28 @@ def _address_options(func: click.decorators.FC) -> click.decorators.FC:
     show_default=True,
     help="Deadline of each call, seconds.",
 )
+@click.option(
+    "--tls",
+    "tls_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="MEDIASUITE_TLS_DIR",
+    show_envvar=True,
+    help="Call over mutual TLS with DIR/client.crt, client.key and ca.crt (made by `make certs`), "
+    "as the suite started by `mediasuite up --tls DIR` requires.",
+)
 @click.pass_context
-def cli(ctx: click.Context, /, timeout: float, **addresses: str) -> None:
+def cli(ctx: click.Context, /, timeout: float, tls_dir: Path | None, **addresses: str) -> None:
     """Call the mediasuite services.
 
     \b
     Examples:
       mediactl health                  # is every service serving?
       mediactl --cache-addr 10.0.0.5:50051 health
+      mediactl --tls certs health      # the suite runs with mutual TLS (mediasuite up --tls certs)
     """
-    ctx.obj = Targets({name.removesuffix("_addr"): addr for name, addr in addresses.items()}, timeout)
+    ctx.obj = Targets(
+        {name.removesuffix("_addr"): addr for name, addr in addresses.items()}, timeout, _client_tls(tls_dir)
+    )
 
 
 @cli.command()
@@ -80,7 +124,9 @@ def health(targets: Targets, as_json: bool) -> None:
 
     async def run() -> list[tuple[str, HealthResult]]:
         checks = [
-            check_health(targets.addresses[p.name], ("", *p.services), deadline_s=targets.timeout)
+            check_health(
+                targets.addresses[p.name], ("", *p.services), deadline_s=targets.timeout, tls=targets.tls
+            )
             for p in PROCESSES
         ]
         found = await asyncio.gather(*checks)

@@ -73,7 +73,7 @@ def _value(value: float, unit: str) -> str:
 def _stub(ctx: click.Context) -> Iterator[tuple[monitor_service_pb2_grpc.MonitorServiceStub, float]]:
     address: str = ctx.obj.addresses["monitor"]
     timeout: float = ctx.obj.timeout
-    with grpc.insecure_channel(address) as channel:
+    with ctx.obj.channel(address) as channel:
         try:
             yield monitor_service_pb2_grpc.MonitorServiceStub(channel), timeout
         except grpc.RpcError as error:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.runtime.tls import TlsConfig
+
 __all__ = ["HealthResult", "check_health"]
 
 
@@ -35,14 +37,24 @@ def _short(error: grpc.aio.AioRpcError) -> str:
 
 
 async def check_health(
-    target: str, services: tuple[str, ...] = ("",), deadline_s: float = 2.0
+    target: str,
+    services: tuple[str, ...] = ("",),
+    deadline_s: float = 2.0,
+    *,
+    tls: TlsConfig | None = None,
 ) -> list[HealthResult]:
     """Check the server ("") and each named service at ``target``; errors become the status text.
 
     When the server itself cannot be reached, its services get the same status without more calls.
+    With ``tls`` the check speaks mutual TLS (a main port refuses plaintext when mTLS is on).
     """
     results: list[HealthResult] = []
-    async with grpc.aio.insecure_channel(target) as channel:
+    channel = (
+        grpc.aio.secure_channel(target, tls.channel_credentials())
+        if tls is not None
+        else grpc.aio.insecure_channel(target)
+    )
+    async with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         for service in services:
             if (

@@ -48,7 +48,7 @@ def _stub(ctx: click.Context) -> Iterator[processing_service_pb2_grpc.Processing
         ("grpc.max_receive_message_length", _MAX_MESSAGE),
         ("grpc.max_send_message_length", _MAX_MESSAGE),
     ]
-    with grpc.insecure_channel(address, options=options) as channel:
+    with ctx.obj.channel(address, options) as channel:
         try:
             yield processing_service_pb2_grpc.ProcessingServiceStub(channel)
         except grpc.RpcError as error:

@@ -22,6 +22,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from services.cli.certs import CLIENT, Leaf, make_suite_certs, suite_certs
 from services.cli.probe import check_health
 from services.runtime.app import describe_settings
 from services.runtime.config import ConfigError, Env, Setting
@@ -125,7 +126,7 @@ async def _start(proc: Process, env: dict[str, str], log_dir: Path) -> Child:
     return Child(proc, popen, log_path, log_file)
 
 
-async def _wait_ready(child: Child, address: str) -> None:
+async def _wait_ready(child: Child, address: str, tls: Leaf | None) -> None:
     deadline = time.monotonic() + _READY_TIMEOUT
     while time.monotonic() < deadline:
         if child.popen.returncode is not None:
@@ -133,7 +134,7 @@ async def _wait_ready(child: Child, address: str) -> None:
                 f"{child.proc.name} exited with code {child.popen.returncode} during start-up; "
                 f"end of {child.log_path}:\n{child.tail()}"
             )
-        results = await check_health(address, deadline_s=0.5)
+        results = await check_health(address, deadline_s=0.5, tls=None if tls is None else tls.tls_config())
         if results[0].serving:
             return
         await asyncio.sleep(0.1)
@@ -177,7 +178,28 @@ def _print_ready(children: list[Child], env: Mapping[str, str], elapsed: float) 
     console.print("Try: [bold]mediactl health[/], [bold]mediactl monitor watch[/]    Stop: Ctrl-C")
 
 
-async def _up(env: dict[str, str], log_dir: Path, grace: float) -> int:
+def tls_environment(env: Mapping[str, str], leaf: Leaf) -> dict[str, str]:
+    """What one child needs for mutual TLS: its certificate for gRPC and for its OTLP metrics export
+    (to the monitor's port, which then speaks TLS only: https unless the caller chose an endpoint)."""
+    extra = {
+        **leaf.env(),
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE": str(leaf.ca),
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE": str(leaf.cert),
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY": str(leaf.key),
+    }
+    if env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") == f"http://{env.get('MONITOR_ADDR')}":
+        extra["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] = f"https://{env['MONITOR_ADDR']}"
+    return extra
+
+
+def _print_tls(client: Leaf | None) -> None:
+    if client is None:
+        console.print("gRPC: plaintext (loopback); mutual TLS: make certs && mediasuite up --tls certs")
+    else:
+        console.print(f"gRPC: mutual TLS, CA {client.ca}; clients need a certificate of it ({client.cert})")
+
+
+async def _up(env: dict[str, str], log_dir: Path, grace: float, tls: dict[str, Leaf] | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -185,15 +207,18 @@ async def _up(env: dict[str, str], log_dir: Path, grace: float) -> int:
     started = time.monotonic()
     by_name = {p.name: p for p in PROCESSES}
     children: list[Child] = []
+    checker = None if tls is None else tls[CLIENT]
     code = 0
     try:
         with console.status("starting mediasuite ...") as status:
             for name in _START_ORDER:
                 status.update(f"starting {name} ...")
-                child = await _start(by_name[name], env, log_dir)
+                child_env = env if tls is None else {**env, **tls_environment(env, tls[name])}
+                child = await _start(by_name[name], child_env, log_dir)
                 children.append(child)
-                await _wait_ready(child, env[by_name[name].addr_env])
+                await _wait_ready(child, env[by_name[name].addr_env], checker)
         _print_ready(children, env, time.monotonic() - started)
+        _print_tls(None if tls is None else tls[CLIENT])
         exits = {asyncio.ensure_future(c.popen.wait()): c for c in children}
         stopper = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
@@ -230,7 +255,16 @@ def cli() -> None:
     show_default="var (or $MEDIASUITE_STATE_DIR)",
     help="Directory for logs and local data.",
 )
-def up(state_dir: Path) -> None:
+@click.option(
+    "--tls",
+    "tls_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="MEDIASUITE_TLS_DIR",
+    default=None,
+    help="Run every gRPC connection over mutual TLS with the certificates in this directory "
+    "(made by `make certs`: certs/). Default: plaintext. Also $MEDIASUITE_TLS_DIR.",
+)
+def up(state_dir: Path, tls_dir: Path | None) -> None:
     """Start all five services on loopback and keep them running until Ctrl-C.
 
     Each service reads its settings from the environment (see `mediasuite-<service> --help`);
@@ -241,6 +275,11 @@ def up(state_dir: Path) -> None:
     STATE_DIR/derived unless PROCESSING_DERIVED_ROOT or BATCH_DERIVED_ROOT is set.
 
     Example: REDIS_URL=redis://127.0.0.1:6379/0 mediasuite up
+
+    With --tls DIR each process gets DIR/<process>.crt and .key and DIR/ca.crt as GRPC_TLS_*
+    (mutual TLS on every gRPC port, its own calls and its metrics export); the HTTP gateway stays HTTP.
+
+    Example: make certs && mediasuite up --tls certs
     """
     state_dir = state_dir.resolve()
     log_dir = state_dir / "log"
@@ -252,7 +291,46 @@ def up(state_dir: Path) -> None:
         grace = Env(env).duration("SHUTDOWN_GRACE", 10.0, "grace period of each process on stop")
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
-    raise SystemExit(asyncio.run(_up(env, log_dir, grace)))
+
+    leaves = None
+    if tls_dir is not None:
+        try:
+            leaves = suite_certs(tls_dir.resolve())
+        except FileNotFoundError as error:
+            raise click.UsageError(str(error)) from None
+    raise SystemExit(asyncio.run(_up(env, log_dir, grace, leaves)))
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("certs"),
+    show_default=True,
+    help="Where to write ca.crt/ca.key and <process>.crt/.key.",
+)
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True, help="Validity.")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="Another DNS name every certificate is valid for (repeatable); localhost, 127.0.0.1, ::1 "
+    "and the process name are always in.",
+)
+def certs(directory: Path, days: int, hosts: tuple[str, ...]) -> None:
+    """Make a development CA and a certificate for every process and for a client (mutual TLS).
+
+    For development and tests only: the CA key sits beside its certificate. Never commit the
+    directory (certs/ is git-ignored). Then: mediasuite up --tls certs
+
+    Example: mediasuite certs --dir certs --days 30
+    """
+    leaves = make_suite_certs(directory, days=days, hosts=hosts)
+    click.echo(f"CA: {directory / 'ca.crt'} (key {directory / 'ca.key'}; keep it private)")
+    for name, leaf in leaves.items():
+        click.echo(f"{name}: {leaf.cert} {leaf.key}")
+    click.echo(f"valid {days} days; start the suite with: mediasuite up --tls {directory}")
 
 
 def _loaders() -> dict[str, Callable[[Env], object]]:

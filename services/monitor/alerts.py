@@ -197,7 +197,7 @@ class AlertEngine:
 
     def _change(self, state: _State, kind: EventKind, level: Level, now: float, note: str = "") -> AlertEvent:
         alert = state.alert
-        assert alert is not None
+        assert alert is not None  # noqa: S101 (narrows a type: an invariant of the code above, not a check of input)
         previous = alert.level
         alert.level = level
         alert.changed_at = now

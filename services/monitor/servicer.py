@@ -205,7 +205,15 @@ class MonitorServiceServicer(monitor_service_pb2_grpc.MonitorServiceServicer):
                     "page_token must be a token from a previous response", field="page_token"
                 )
             before = int(request.page_token)
-        since = request.since.ToNanoseconds() / 1e9 if request.HasField("since") else 0.0
+        since = 0.0
+        if request.HasField("since"):
+            try:
+                since = request.since.ToNanoseconds() / 1e9
+            except ValueError as error:
+                raise InvalidArgument(
+                    f"since is not a valid time ({error}): use 0001-01-01 to 9999-12-31, nanos 0-999999999",
+                    field="since",
+                ) from None
         events = self._monitor.engine.events(
             since=since,
             min_level=_level(request.min_level, "min_level"),

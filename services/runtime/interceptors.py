@@ -27,6 +27,8 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.runtime.errors import MediasuiteError
 
@@ -117,6 +119,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     - :class:`MediasuiteError`: its code, message and google.rpc details (BadRequest, ErrorInfo);
     - ``NotImplementedError`` (the generated base servicer): UNIMPLEMENTED, naming the method;
     - ``TimeoutError``: DEADLINE_EXCEEDED;
+    - Redis (or another connection) unreachable: UNAVAILABLE, which callers may retry;
     - anything else: INTERNAL with an error id and no traceback; the traceback is logged.
     """
 
@@ -238,6 +241,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return _Status(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet: {detail}")
         if isinstance(error, TimeoutError):
             return _Status(grpc.StatusCode.DEADLINE_EXCEEDED, f"{method} ran out of time: {error}")
+        if isinstance(error, RedisConnectionError | RedisTimeoutError | ConnectionError):
+            # A dependency down is not a bug of ours: the caller may retry (UNAVAILABLE is retryable).
+            log.warning("%s: UNAVAILABLE, a dependency is unreachable: %s", method, error)
+            return _Status(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{method}: a dependency of the service is unreachable ({error}); retry in a moment",
+            )
         error_id = uuid.uuid4().hex[:12]
         log.error(
             "unhandled error in %s (error id %s)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -113,7 +114,11 @@ def test_final_stage_exposes_every_port_the_pods_declare() -> None:
 def _context_files() -> set[str]:
     """The files `docker build` sends, by .dockerignore rules (last matching pattern wins)."""
     tracked = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        [shutil.which("git") or "/usr/bin/git", "ls-files"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     patterns = [
         line.strip()

@@ -95,7 +95,7 @@ def _local_value(value: str, pod: LocalPod, objects: Rendered, pods: dict[str, L
 
     def address(match: re.Match[str]) -> str:
         host, port = match["host"], int(match["port"])
-        if host == "0.0.0.0":
+        if host == "0.0.0.0":  # noqa: S104 (reads a manifest's address; binds nothing)
             return f"127.0.0.1:{pod.ports[port]}"
         reached = service_port(objects, host, port)
         if reached is None:

@@ -36,7 +36,12 @@ def test_readme_curl_examples_run_as_written(tmp_path: Path) -> None:
         for line in lines:
             command = line.replace("127.0.0.1:8080", http)
             done = subprocess.run(
-                ["bash", "-c", command], capture_output=True, text=True, timeout=30, cwd=tmp_path, check=False
+                [shutil.which("bash") or "/bin/bash", "-c", command],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                cwd=tmp_path,
+                check=False,
             )
             allowed = {0, CURL_TIMED_OUT} if "--max-time" in line else {0}
             assert done.returncode in allowed, (line, done.returncode, done.stderr)

@@ -269,7 +269,7 @@ def h264_video(frames: int = 50, size: tuple[int, int] = (320, 240), black_frame
 def corrupt_h264(frames: int = 50, size: tuple[int, int] = (320, 240), seed: int = 7) -> bytes:
     """The same kind of video remuxed with the payload of some non-key packets overwritten by noise."""
     clean = io.BytesIO(h264_video(frames, size, black_frames=0))
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (reproducible test data, not crypto)
     out = io.BytesIO()
     with av.open(clean) as source, av.open(out, mode="w", format="mp4") as target:
         in_stream = source.streams.video[0]

@@ -54,6 +54,7 @@ class PrivateRedis:
     port: int
     directory: Path
     popen: subprocess.Popen[bytes] | None = None
+    persistent: bool = False  # append-only file fsynced on every write: a SIGKILL loses nothing
 
     @property
     def url(self) -> str:
@@ -75,7 +76,9 @@ class PrivateRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.directory),
             ],
@@ -104,9 +107,10 @@ class PrivateRedis:
 
 
 @contextlib.contextmanager
-def private_redis(directory: Path) -> Iterator[PrivateRedis]:
-    """A private redis-server on a free port for the duration of the block."""
-    server = PrivateRedis(free_port(), directory)
+def private_redis(directory: Path, *, persistent: bool = False) -> Iterator[PrivateRedis]:
+    """A private redis-server on a free port for the duration of the block (``persistent``: what it
+    acknowledged survives a kill and a restart, as with the Kubernetes Redis)."""
+    server = PrivateRedis(free_port(), directory, persistent=persistent)
     server.start()
     try:
         yield server

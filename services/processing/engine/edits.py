@@ -94,7 +94,7 @@ def crop_image(
             )
         box = Box(x, y, w, h)
     else:
-        assert spec.ratio is not None
+        assert spec.ratio is not None  # noqa: S101 (narrows a type: an invariant of the code above, not a check of input)
         rw, rh = spec.ratio
         if rw <= 0 or rh <= 0:
             raise InvalidArgument(f"aspect ratio {rw}:{rh} needs two positive numbers", field="aspect")

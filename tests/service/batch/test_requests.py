@@ -247,3 +247,21 @@ async def test_catalog_actions_and_purge_needs_admin(batch_suite: Factory) -> No
         ids = [b.id for b in [*listed.batches, *rest.batches]]
         assert len(set(ids)) == 8
         assert rest.batches[-1].spec.HasField("import_directory")
+
+
+@pytest.mark.parametrize(
+    ("name", "seconds", "nanos"),
+    [("since", 2**63 - 1, 0), ("until", -(2**63), 0), ("since", 0, 2**31 - 1), ("until", 0, -1)],
+)
+async def test_an_out_of_range_time_in_a_filter_is_invalid_argument_not_internal(
+    batch_suite: Factory, name: str, seconds: int, nanos: int
+) -> None:
+    # Found by tests/e2e/test_fuzz_protobuf.py: Timestamp.ToNanoseconds raised ValueError (INTERNAL).
+    async with batch_suite() as suite:
+        flt = cpb.CatalogFilter()
+        getattr(flt, name).seconds = seconds
+        getattr(flt, name).nanos = nanos
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await suite.catalog.QueryItems(cpb.QueryItemsRequest(filter=flt, page_size=10))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"filter.{name} is not a valid time" in (caught.value.details() or "")

@@ -294,7 +294,7 @@ async def test_series_beyond_the_limit_are_rejected_as_partial_success(monitor: 
         ),
         (
             "ListAlertEvents",
-            pb.ListAlertEventsRequest(page_token="abc"),
+            pb.ListAlertEventsRequest(page_token="abc"),  # noqa: S106 (a page token, not a password)
             grpc.StatusCode.INVALID_ARGUMENT,
             "page_token",
             "previous response",
@@ -354,3 +354,16 @@ async def test_prometheus_endpoint_serves_the_latest_values(monitor: Running) ->
     writer.close()
     assert 'room_temperature{room="lab",service="test"} 19.0' in body
     assert "system_memory_percent 40.0" in body
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), [(2**63 - 1, 0), (-(2**63), 0), (0, 2**31 - 1), (0, -1)])
+async def test_an_out_of_range_since_is_invalid_argument_not_internal(
+    monitor: Running, seconds: int, nanos: int
+) -> None:
+    # Found by tests/e2e/test_fuzz_protobuf.py: Timestamp.ToNanoseconds raised ValueError (INTERNAL).
+    request = pb.ListAlertEventsRequest(page_size=3)
+    request.since.seconds, request.since.nanos = seconds, nanos
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await monitor.stub.ListAlertEvents(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "since is not a valid time" in (caught.value.details() or "")

@@ -7,6 +7,7 @@ from functools import partial
 
 import grpc
 import pytest
+import redis
 from google.rpc import error_details_pb2
 
 from mediasuite.cache.v1 import cache_service_pb2, cache_service_pb2_grpc
@@ -92,3 +93,27 @@ async def test_unknown_service_is_unimplemented(grpc_server: ServerFactory) -> N
                 cache_service_pb2.GetRequest(), timeout=5
             )
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+@pytest.mark.parametrize(
+    "error",
+    [redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6390. Connection refused."),
+     redis.exceptions.TimeoutError("Timeout reading from socket"),
+     ConnectionRefusedError(111, "Connection refused")],
+)  # fmt: skip
+async def test_an_unreachable_dependency_is_unavailable_not_internal(
+    grpc_server: ServerFactory, error: Exception
+) -> None:
+    async def fail(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        raise error
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Dep", {"Call": grpc.unary_unary_rpc_method_handler(fail)}
+    )
+    binding = ServiceBinding("test.Dep", lambda server: server.add_generic_rpc_handlers((handler,)))
+    async with grpc_server([binding]) as server, grpc.aio.insecure_channel(server.address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await channel.unary_unary("/test.Dep/Call", None, None)(b"", timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "a dependency of the service is unreachable" in (caught.value.details() or "")
+    assert "retry" in (caught.value.details() or "")

@@ -15,7 +15,7 @@ from services.runtime.config import Env
 from services.runtime.server import ServiceBinding
 from services.runtime.tls import TlsConfig
 from tests.conftest import ServerFactory
-from tests.support.certs import Leaf, make_ca, make_leaf
+from tests.support.certs import Leaf, expired_leaf, make_ca, make_leaf
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -42,6 +42,12 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Leaf, Leaf, Leaf]:
     return make_leaf(ca, "server"), make_leaf(ca, "client"), make_leaf(other, "stranger")
 
 
+@pytest.fixture(scope="module")
+def expired(certs: tuple[Leaf, Leaf, Leaf]) -> Leaf:
+    """A client certificate signed by the server's own CA that expired yesterday."""
+    return expired_leaf(certs[0].ca, "expired")
+
+
 async def _check(channel: grpc.aio.Channel) -> int:
     reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     return int(reply.status)
@@ -63,9 +69,9 @@ async def test_mtls_server_accepts_a_client_certificate_of_its_ca(
         await channel.close(None)
 
 
-@pytest.mark.parametrize("client", ["plaintext", "no certificate", "another CA"])
+@pytest.mark.parametrize("client", ["plaintext", "no certificate", "another CA", "expired certificate"])
 async def test_mtls_server_refuses_clients_it_cannot_verify(
-    grpc_server: ServerFactory, certs: tuple[Leaf, Leaf, Leaf], client: str
+    grpc_server: ServerFactory, certs: tuple[Leaf, Leaf, Leaf], expired: Leaf, client: str
 ) -> None:
     server_leaf, _, stranger = certs
     async with grpc_server([], **server_leaf.env()) as server:
@@ -74,8 +80,10 @@ async def test_mtls_server_refuses_clients_it_cannot_verify(
         elif client == "no certificate":
             creds = grpc.ssl_channel_credentials(root_certificates=server_leaf.ca.read_bytes())
             channel = grpc.aio.secure_channel(server.address, creds)
-        else:
+        elif client == "another CA":
             channel = open_channel(server.address, tls=_tls(stranger))
+        else:
+            channel = open_channel(server.address, tls=_tls(expired))
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await _check(channel)
         await channel.close(None)
