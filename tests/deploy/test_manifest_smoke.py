@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
@@ -297,17 +298,14 @@ def _api_key(objects: Rendered) -> str:
 def _call(pod: LocalPod, method: str, path: str, key: str | None, body: object = None) -> tuple[int, Any]:
     """An HTTP call to the gateway's `http` port; (status, parsed JSON body)."""
     port = pod.ports[pod.container.ports()["http"]]
-    request = urllib.request.Request(
+    reply = httpx.request(
+        method,
         f"http://127.0.0.1:{port}{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
+        content=None if body is None else json.dumps(body).encode(),
         headers={"content-type": "application/json", **({"authorization": f"Bearer {key}"} if key else {})},
+        timeout=60,
     )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as reply:
-            return int(reply.status), json.loads(reply.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    return reply.status_code, json.loads(reply.content or b"null")
 
 
 def _thumbnail_through_the_suite(gateway: LocalPod, key: str, derived: Path) -> None:

@@ -10,12 +10,12 @@ import json
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import psutil
 import pytest
 from PIL import Image
@@ -109,15 +109,15 @@ def test_a_process_that_dies_is_reported_not_restarted(
 
 
 def _http(url: str, body: object | None = None) -> dict[str, Any]:
-    request = urllib.request.Request(
+    reply = httpx.request(
+        "GET" if body is None else "POST",
         url,
-        data=None if body is None else json.dumps(body).encode(),
+        content=None if body is None else json.dumps(body).encode(),
         headers={"content-type": "application/json"},
-        method="GET" if body is None else "POST",
+        timeout=60,
     )
-    with urllib.request.urlopen(request, timeout=60) as reply:
-        assert reply.status == 200
-        return dict(json.loads(reply.read()))
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
 
 
 def test_the_suite_is_wired_together(suite: tuple[subprocess.Popen[bytes], dict[str, str], Path]) -> None:
