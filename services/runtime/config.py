@@ -25,6 +25,7 @@ __all__ = [
     "Env",
     "ServerConfig",
     "Setting",
+    "format_duration",
     "parse_bytes",
     "parse_duration",
 ]
@@ -238,6 +239,11 @@ def _range_text(
     if hi is not None:
         return f"{kind} of at most {show(hi)}"
     return kind
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as the variables write it ("7d", "30s", "250ms"), for messages naming one."""
+    return _duration_text(seconds)
 
 
 def _duration_text(seconds: float) -> str:
