@@ -22,6 +22,7 @@ from services.cli.help import SuiteGroup
 from services.cli.monitor_commands import monitor
 from services.cli.probe import HealthResult, check_health
 from services.cli.processing_commands import process
+from services.cli.trace_commands import trace
 from services.runtime.config import ConfigError, Env
 from services.runtime.suite import PROCESSES
 
@@ -142,6 +143,7 @@ cli.add_command(catalog)
 cli.add_command(import_directory)
 cli.add_command(process)
 cli.add_command(gateway_commands.gateway)
+cli.add_command(trace)
 
 
 def main() -> None:

@@ -114,7 +114,9 @@ def setup_telemetry(config: TelemetryConfig) -> Telemetry:
 
             exporter = OTLPSpanExporter()
         else:
-            exporter = ConsoleSpanExporter()
+            # One span per line (the SDK's default indents each over many lines), so a process's
+            # log can be searched by trace id and read back by `mediactl trace`.
+            exporter = ConsoleSpanExporter(formatter=lambda span: span.to_json(indent=None) + "\n")
         provider.add_span_processor(BatchSpanProcessor(exporter))
         telemetry.tracer_provider = provider
         from opentelemetry.instrumentation.redis import RedisInstrumentor
