@@ -54,10 +54,21 @@ class Span:
         wait = self.attributes.get("processing.pool.queue_wait_ms")
         if isinstance(wait, int | float):
             out.append(f"queued {wait:.1f} ms")
-        statement = self.attributes.get("db.statement")
-        if isinstance(statement, str):
-            out.append(statement[:40])
         return ", ".join(out)
+
+    @property
+    def title(self) -> str:
+        """Its name, a Redis pipeline's ("HMGET HMGET ... DEL") shortened to "HMGET x38, DEL"."""
+        words = self.name.split()
+        if len(words) < 3 or not all(w.isupper() for w in words):
+            return self.name
+        runs: list[list[str]] = []
+        for word in words:
+            if runs and runs[-1][0] == word:
+                runs[-1].append(word)
+            else:
+                runs.append([word])
+        return ", ".join(run[0] if len(run) == 1 else f"{run[0]} x{len(run)}" for run in runs) + " (pipeline)"
 
 
 @dataclass
@@ -151,7 +162,7 @@ def render_trace(trace: Trace) -> list[str]:
         notes = span.notes()
         lines.append(
             f"{(span.start - start) * 1000:>6.1f} ms {span.duration_ms:>6.1f} ms  {span.service:<11} "
-            f"{'  ' * depth}{span.name} ({span.kind})" + (f"  [{notes}]" if notes else "")
+            f"{'  ' * depth}{span.title} ({span.kind})" + (f"  [{notes}]" if notes else "")
         )
         for child in span.children:
             walk(child, depth + 1)

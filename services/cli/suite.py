@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import signal
@@ -51,7 +52,7 @@ from services.cli.probe import check_health
 from services.runtime.app import describe_settings
 from services.runtime.config import ConfigError, Env, Setting
 from services.runtime.suite import PROCESSES, Process
-from services.sample.library import SAMPLE, SampleFile, write_sample
+from services.sample.library import SAMPLE, SAMPLE_DIR, SampleFile, write_sample
 
 __all__ = [
     "chosen_media_root",
@@ -221,33 +222,36 @@ def _print_ready(children: list[Child], run: Run, elapsed: float, sample: Sample
         table.add_row(child.proc.name, env[child.proc.addr_env], str(child.popen.pid), str(child.log_path))
     console.print(table)
     http = http_base(env)
-    console.print(f"Dashboard: {http}/  (API reference {http}/docs; health {http}/healthz)")
-    console.print(f"Prometheus metrics: http://{env.get('MONITOR_HTTP_LISTEN', '127.0.0.1:9464')}/metrics")
+    # soft_wrap: a long line (a path, a URL, a key) stays one line, to copy it or find it in a log.
+    line = functools.partial(console.print, soft_wrap=True)
+    line(f"Dashboard: {http}/  (API reference {http}/docs; health {http}/healthz)")
+    line(f"Prometheus metrics: http://{env.get('MONITOR_HTTP_LISTEN', '127.0.0.1:9464')}/metrics")
     redis = env.get("REDIS_URL") or "none: the cache keeps entries in memory (set REDIS_URL to use Redis)"
-    console.print(f"Redis: {redis}")
+    line(f"Redis: {redis}")
     media = Path(env["PROCESSING_MEDIA_ROOT"]).expanduser().resolve()
     derived = Path(env["PROCESSING_DERIVED_ROOT"]).expanduser().resolve()
-    # soft_wrap: a long path or key stays on one line (to copy it, or find it in a log).
-    console.print(f"Media library: {media}", soft_wrap=True)
-    console.print(f"  (request paths are relative to it; stored outputs go to {derived})", soft_wrap=True)
+    line(f"Media library: {media}")
+    line(f"  (request paths are relative to it; stored outputs go to {derived})")
+    has_sample = (media / SAMPLE_DIR).is_dir()
     if sample is not None:
-        console.print(
+        line(
             f"Sample library: {sample.imported} files imported, {sample.thumbnails} thumbnails made, "
-            f"{sample.analysed} photos analysed (see sample/ABOUT.txt)"
+            f"{sample.analysed} images analysed (see sample/ABOUT.txt)"
         )
+    elif has_sample:
+        line(f"Sample library: in {media / SAMPLE_DIR} (written and imported on the first run)")
     elif not run.sample.write:
-        console.print(f"Sample library: {run.sample.reason}", soft_wrap=True)
-    console.print(f"Gateway access: {run.access.describe()}", soft_wrap=True)
+        line(f"Sample library: {run.sample.reason}")
+    line(f"Gateway access: {run.access.describe()}")
     if run.access.mode == "generated":
-        console.print("Admin API key for this run, shown once (paste it into the dashboard; curl reads it):")
-        console.print(f"  export {KEY_ENV}={run.access.key}", soft_wrap=True, markup=False)
+        line("Admin API key for this run, shown once (paste it into the dashboard; curl reads it):")
+        line(f"  export {KEY_ENV}={run.access.key}", markup=False)
     elif run.access.mode == "configured":
-        console.print(f"  (the curl command below reads one of your keys from ${KEY_ENV})")
-    console.print("Try next:")
-    commands = try_next(env, run.access, sample=sample is not None, mediactl=mediactl_command())
-    for command in commands:
-        console.print(f"  {command}", soft_wrap=True, markup=False)
-    console.print("Stop: Ctrl-C")
+        line(f"  (the curl command below reads one of your keys from ${KEY_ENV})")
+    line("Try next:")
+    for command in try_next(env, run.access, sample=has_sample, mediactl=mediactl_command()):
+        line(f"  {command}", markup=False)
+    line("Stop: Ctrl-C")
 
 
 class _Stopped(Exception):

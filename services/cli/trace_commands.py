@@ -8,6 +8,7 @@ With a tracing backend (OTLP to Jaeger, Tempo ...), use its search instead: the 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import click
@@ -66,26 +67,44 @@ def list_traces(logs: Path, slowest: bool, limit: int) -> None:
         count = len(item.spans)
         click.echo(
             f"{item.trace_id}  {item.duration_ms:>8.1f} ms  {count:>3} span{'s' if count != 1 else ' '}  "
-            f"{request:<20}  {first.service}: {first.name}"
+            f"{request:<20}  {first.service}: {first.title}"
         )
 
 
 @trace.command("show")
 @click.argument("trace_id", required=False)
 @click.option("--request-id", default="", help="Find the trace by the X-Request-Id the gateway returned.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Seconds to wait for the trace to appear and stop growing (processes write spans in batches).",
+)
 @_logs_option
-def show(trace_id: str | None, request_id: str, logs: Path) -> None:
+def show(trace_id: str | None, request_id: str, wait: float, logs: Path) -> None:
     """One trace as a tree: when each span started, how long it took, in which process.
 
-    Example: mediactl trace show --request-id demo-1
+    Example: mediactl trace show --request-id demo-1 --wait 10
     """
     if not trace_id and not request_id:
         raise click.UsageError("name a TRACE_ID or give --request-id")
-    found = _load(logs)
     wanted = (trace_id or "").lower().removeprefix("0x")
-    matches = [
-        t for t in found if (wanted and t.trace_id == wanted) or (request_id and t.request_id == request_id)
-    ]
+
+    def find() -> list[Trace]:
+        found = traces(read_spans(sorted(logs.glob("*.log"))))
+        by_id = [t for t in found if wanted and t.trace_id == wanted]
+        return by_id + [t for t in found if request_id and t.request_id == request_id]
+
+    matches = find()
+    deadline = time.monotonic() + wait
+    seen = -1
+    while time.monotonic() < deadline:  # until present and unchanged for a second
+        count = sum(len(t.spans) for t in matches)
+        if count and count == seen:
+            break
+        seen = count
+        time.sleep(1.0 if count else 0.25)
+        matches = find()
     if not matches:
         what = f"trace {trace_id}" if trace_id else f"request id {request_id!r}"
         raise click.ClickException(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import signal
 import subprocess
 import time
@@ -30,6 +31,7 @@ from tests.support.processes import BIN, base_env, free_port
 def suite(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str], Path]]:
     env = base_env(
         MEDIASUITE_STATE_DIR=str(tmp_path / "state"),
+        MEDIASUITE_SAMPLE="off",  # the sample library has tests of its own (tests/e2e/test_docs.py)
         GATEWAY_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
         MONITOR_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
     )
@@ -78,6 +80,9 @@ def test_up_then_health_then_ctrl_c(suite: tuple[subprocess.Popen[bytes], dict[s
     assert all(r["status"] == "SERVING" for r in rows)
     children = psutil.Process(popen.pid).children()
     assert len(children) == 5
+    deadline = time.monotonic() + 30  # the banner follows the last readiness check
+    while "Stop: Ctrl-C" not in out.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
     popen.send_signal(signal.SIGINT)
     assert popen.wait(timeout=60) == 0
     _gone, alive = psutil.wait_procs(children, timeout=10)
@@ -108,11 +113,11 @@ def test_a_process_that_dies_is_reported_not_restarted(
     assert "not serving: cache, processing, batch, monitor, gateway" in failed.stderr
 
 
-def _http(url: str, body: object | None = None) -> dict[str, Any]:
+def _http(url: str, key: str, body: object | None = None) -> dict[str, Any]:
     request = urllib.request.Request(
         url,
         data=None if body is None else json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", "authorization": f"Bearer {key}"},
         method="GET" if body is None else "POST",
     )
     with urllib.request.urlopen(request, timeout=60) as reply:
@@ -132,6 +137,9 @@ def test_the_suite_is_wired_together(suite: tuple[subprocess.Popen[bytes], dict[
     while "Stop: Ctrl-C" not in out.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert f"Media library: {media}" in out.read_text()
+    assert "Sample library: off (MEDIASUITE_SAMPLE=off)" in out.read_text()
+    assert not any(media.iterdir()), "no sample when it is turned off"
+    (key,) = re.findall(r"export MEDIASUITE_API_KEY=(msk_\S+)", out.read_text())
     source = media / "photos" / "a.jpg"
     source.parent.mkdir(parents=True)
     source.write_bytes(save(photo(640, 480), "JPEG", quality=90))
@@ -140,7 +148,8 @@ def test_the_suite_is_wired_together(suite: tuple[subprocess.Popen[bytes], dict[
 
     def thumbnail(output_mode: str) -> dict[str, Any]:
         encode = {"format": "IMAGE_FORMAT_PNG", "outputMode": output_mode}
-        return _http(gateway, {"media": {"path": "photos/a.jpg"}, "size": {"width": 64}, "encode": encode})
+        body = {"media": {"path": "photos/a.jpg"}, "size": {"width": 64}, "encode": encode}
+        return _http(gateway, key, body)
 
     first = thumbnail("OUTPUT_MODE_STORE")
     assert first["operation"]["cached"] is False
