@@ -97,6 +97,12 @@ class Env:
         self._environ = environ
         self.settings: list[Setting] = []
 
+    def given(self, name: str) -> str | None:
+        """The text the environment holds for ``name`` (None when unset or empty): for an error about
+        a value checked against another one, which must show what the user wrote."""
+        value = self._environ.get(name)
+        return value if value not in (None, "") else None
+
     def _raw(self, name: str, default: str, meaning: str) -> str | None:
         self.settings.append(Setting(name, default, meaning))
         value = self._environ.get(name)

@@ -148,7 +148,8 @@ def library_is_empty(root: Path) -> bool:
     """Whether the media root holds nothing (a missing root is empty; a staging leftover is ignored)."""
     if not root.exists():
         return True
-    return not any(entry.name not in _IGNORED for entry in os.scandir(root))
+    with os.scandir(root) as entries:
+        return not any(entry.name not in _IGNORED for entry in entries)
 
 
 def write_sample(
