@@ -60,7 +60,7 @@ class Span:
     def title(self) -> str:
         """Its name, a Redis pipeline's ("HMGET HMGET ... DEL") shortened to "HMGET x38, DEL"."""
         words = self.name.split()
-        if len(words) < 3 or not all(w.isupper() for w in words):
+        if len(words) < 2 or not all(w.isupper() for w in words):
             return self.name
         runs: list[list[str]] = []
         for word in words:
