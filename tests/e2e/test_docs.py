@@ -335,6 +335,40 @@ def test_the_banner_shows_a_key_once_stored_hashed_and_commands_that_work_as_pri
         assert '"count":"38"' in outputs[2]
 
 
+async def test_the_dashboard_shows_the_first_run(walk: Walkthrough) -> None:
+    """What a newcomer sees after the first `make run`: with the printed key pasted in, the services
+    serving, the three sample batches done, and thumbnails of the sample (from the cache)."""
+    ensure_suite(walk)
+    assert walk.started is not None
+    key = walk.started.key_export().partition("=")[2]
+    url = f"http://{walk.addresses['GATEWAY_HTTP_LISTEN']}/"
+    assert CHROMIUM.exists(), "Chromium is missing: run `make browser` (apt-get install chromium)"
+    errors: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            await page.goto(url)
+            await expect(page.locator("#key-form")).to_be_visible(timeout=15_000)  # a key is required
+            await page.fill("#key-input", key)
+            await page.click("#key-form button")
+            batches = page.locator("#batch-list li")
+            for label in ("sample: import", "sample: thumbnails", "sample: quality"):
+                item = batches.filter(has_text=label)
+                await expect(item).to_have_count(1, timeout=15_000)
+                await expect(item.locator("progress")).to_have_attribute("data-percent", "100")
+            await expect(page.locator("#health-rows tr")).to_have_count(4, timeout=15_000)
+            await expect(page.locator("#health-rows td.ok")).to_have_count(4)
+            thumbnails = page.locator("#thumb-grid img[data-loaded='true']")
+            await expect(thumbnails).to_have_count(24, timeout=30_000)  # the page's first 24 items
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOTS / "first-run.png"), full_page=True)
+        finally:
+            await browser.close()
+    assert not errors, errors
+
+
 def test_the_default_alert_rules_watch_series_the_suite_makes(walk: Walkthrough) -> None:
     """What "what to watch" relies on: every default rule has a series to watch."""
     ensure_suite(walk)
@@ -378,37 +412,3 @@ def test_tracing_a_slow_request(walk: Walkthrough) -> None:
         for placeholder, matching in _PLACEHOLDERS.items():
             pattern = pattern.replace(re.escape(placeholder), matching)
         assert any(re.fullmatch(pattern, m) for m in made), f"{name}: no such span in {sorted(made)}"
-
-
-async def test_the_dashboard_shows_the_first_run(walk: Walkthrough) -> None:
-    """What a newcomer sees after the first `make run`: with the printed key pasted in, the services
-    serving, the three sample batches done, and thumbnails of the sample (from the cache)."""
-    ensure_suite(walk)
-    assert walk.started is not None
-    key = walk.started.key_export().partition("=")[2]
-    url = f"http://{walk.addresses['GATEWAY_HTTP_LISTEN']}/"
-    assert CHROMIUM.exists(), "Chromium is missing: run `make browser` (apt-get install chromium)"
-    errors: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            await page.goto(url)
-            await expect(page.locator("#key-form")).to_be_visible(timeout=15_000)  # a key is required
-            await page.fill("#key-input", key)
-            await page.click("#key-form button")
-            batches = page.locator("#batch-list li")
-            await expect(batches).to_have_count(3, timeout=15_000)
-            for label in ("sample: import", "sample: thumbnails", "sample: quality"):
-                item = batches.filter(has_text=label)
-                await expect(item.locator("progress")).to_have_attribute("data-percent", "100")
-            await expect(page.locator("#health-rows tr")).to_have_count(4, timeout=15_000)
-            await expect(page.locator("#health-rows td.ok")).to_have_count(4)
-            thumbnails = page.locator("#thumb-grid img[data-loaded='true']")
-            await expect(thumbnails).to_have_count(24, timeout=30_000)  # the page's first 24 items
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(SCREENSHOTS / "first-run.png"), full_page=True)
-        finally:
-            await browser.close()
-    assert not errors, errors
