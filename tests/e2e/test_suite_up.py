@@ -5,6 +5,7 @@ processes are wired to each other (gateway -> processing -> cache, one media lib
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import re
@@ -45,11 +46,19 @@ def suite(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, s
             [str(BIN / "mediasuite"), "up"], env=env, stdout=sink, stderr=subprocess.STDOUT
         )
     yield popen, env, out
+    # The suite's processes are mediasuite's children in sessions of their own: found before it
+    # goes (killed first, they would be orphans no one stops), stopped by it when it can.
+    descendants = psutil.Process(popen.pid).children(recursive=True) if popen.poll() is None else []
     if popen.poll() is None:
-        popen.kill()
-        popen.wait()
-    for child in psutil.Process().children(recursive=True):
-        child.kill()
+        popen.send_signal(signal.SIGINT)
+        try:
+            popen.wait(60)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+    for child in [*descendants, *psutil.Process().children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
 
 
 def _wait_healthy(
