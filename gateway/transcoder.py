@@ -357,6 +357,9 @@ class Transcoder:
                 "http.route": route.template.text,
                 "url.path": scope.get("path", ""),
                 "rpc.method": route.grpc_path,
+                # The id the caller sent or the gateway made (returned as X-Request-Id): find the
+                # trace of one request by it.
+                "http.request.header.x-request-id": (scope.get("mediasuite.request_id", ""),),
             },
         )
 

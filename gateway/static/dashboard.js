@@ -3,7 +3,8 @@
 //   services         GET /v1/monitor/health
 //   alerts           GET /v1/monitor/alerts
 //   batches          GET /v1/batches
-//   thumbnails       POST /v1/catalog/items:query, POST /v1/processing:thumbnail (inline output)
+//   thumbnails       POST /v1/catalog/items:query, POST /v1/processing:thumbnail (inline output),
+//                    POST /v1/processing:videoThumbnail for videos (a representative frame)
 // Everything shown is written with textContent: nothing from the API is parsed as HTML.
 
 const KEY_STORAGE = "mediasuite.key";
@@ -287,11 +288,14 @@ async function refreshBatches() {
 }
 
 async function loadThumbnail(item, img) {
-  const result = await api("POST", "/v1/processing:thumbnail", {
-    media: { path: item.path },
-    preset: "small",
-    encode: { outputMode: "OUTPUT_MODE_INLINE" },
-  });
+  const encode = { outputMode: "OUTPUT_MODE_INLINE" };
+  const result = String(item.kind).endsWith("VIDEO")
+    ? await api("POST", "/v1/processing:videoThumbnail", {
+        media: { path: item.path },
+        size: { width: 160, height: 160 }, // the "small" box, as for photos
+        encode,
+      })
+    : await api("POST", "/v1/processing:thumbnail", { media: { path: item.path }, preset: "small", encode });
   const output = result.ok && result.data.output;
   if (output && output.inline) {
     img.src = `data:${output.mediaType || "image/jpeg"};base64,${output.inline}`;

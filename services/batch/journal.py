@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from services.batch import scripts
 from services.batch.model import TERMINAL, BatchRecord
+from services.runtime.config import format_duration
 from services.runtime.errors import InvalidArgument, NotFound
 
 __all__ = ["Journal", "Recorded"]
@@ -64,7 +65,10 @@ class Journal:
         """A batch; NOT_FOUND when unknown (or expired)."""
         raw: dict[bytes, bytes] = cast(Any, await self.client.hgetall(self.key(batch_id)))
         if not raw:
-            raise NotFound(f"no batch has id {batch_id!r} (finished batches are kept for BATCH_RETENTION)")
+            raise NotFound(
+                f"no batch has id {batch_id!r} (finished batches are kept for "
+                f"BATCH_RETENTION={format_duration(self.retention_s)})"
+            )
         return BatchRecord.from_fields(batch_id, raw)
 
     async def active_ids(self) -> list[str]:

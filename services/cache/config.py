@@ -142,7 +142,7 @@ class CacheConfig:
         if max_value > server.max_message_bytes - 64 * 1024:
             raise ConfigError(
                 "CACHE_MAX_VALUE_BYTES",
-                str(max_value),
+                env.given("CACHE_MAX_VALUE_BYTES") or str(max_value),
                 f"at most GRPC_MAX_MESSAGE_BYTES minus 64KiB ({server.max_message_bytes - 64 * 1024})",
             )
         max_keys = env.integer(

@@ -214,7 +214,7 @@ class FailoverBackend:
         if self._journal_size > self._journal_limit:
             log.warning(
                 "more than %d changes during the Redis outage: every namespace will be cleared in "
-                "Redis on recovery (raise CACHE_FAILOVER_JOURNAL to keep more)",
+                "Redis on recovery (that is CACHE_FAILOVER_JOURNAL: raise it to keep more)",
                 self._journal_limit,
             )
             self._overflow = True

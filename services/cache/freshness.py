@@ -74,8 +74,8 @@ class SourceChecker:
         """FailedPrecondition when no media root is configured."""
         if self.media_root is None:
             raise FailedPrecondition(
-                "verify_source needs the cache service's media root: set CACHE_MEDIA_ROOT to the media "
-                "library's root directory, or state the current fingerprint instead",
+                "verify_source needs the cache service's media root, and CACHE_MEDIA_ROOT is not set: set "
+                "it to the media library's root directory, or state the current fingerprint instead",
                 reason="CACHE_MEDIA_ROOT_UNSET",
             )
 

@@ -20,6 +20,7 @@ from mediasuite.batch.v1 import batch_service_pb2 as bpb
 from mediasuite.batch.v1 import batch_service_pb2_grpc, catalog_service_pb2_grpc
 from mediasuite.batch.v1 import catalog_service_pb2 as cpb
 from mediasuite.processing.v1 import processing_service_pb2 as pb
+from services.cli.help import Choice, SuiteGroup
 
 __all__ = ["batch", "catalog", "import_directory"]
 
@@ -208,7 +209,7 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--priority",
-                type=click.Choice(["low", "normal", "high"]),
+                type=Choice(["low", "normal", "high"]),
                 default="normal",
                 show_default=True,
             ),
@@ -301,7 +302,7 @@ def import_directory(
     _submit(ctx, _spec(bpb.BatchSpec(import_directory=operation), options), options, False, "import")
 
 
-@click.group()
+@click.group(cls=SuiteGroup)
 def batch() -> None:
     """Bulk operations over the catalog: run, watch, list, cancel.
 
@@ -310,7 +311,7 @@ def batch() -> None:
 
 
 @batch.command("run")
-@click.argument("operation", type=click.Choice([*_PROCESS, *_ACTIONS]))
+@click.argument("operation", type=Choice([*_PROCESS, *_ACTIONS]))
 @click.option(
     "--select",
     "select",
@@ -319,7 +320,7 @@ def batch() -> None:
     "min-size, max-size); repeatable. None: every item not trashed.",
 )
 @click.option("--preset", multiple=True, help="Thumbnail preset (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(sorted(_FORMATS)), help="Output format.")
+@click.option("--format", "fmt", type=Choice(sorted(_FORMATS)), help="Output format.")
 @click.option(
     "--quality", type=click.IntRange(0, 100), default=0, help="Output quality (0: the format's default)."
 )
@@ -400,9 +401,7 @@ def watch(ctx: click.Context, batch_id: str, after: int, as_json: bool) -> None:
 
 
 @batch.command("list")
-@click.option(
-    "--state", "states", multiple=True, type=click.Choice(sorted(_STATES)), help="Only these states."
-)
+@click.option("--state", "states", multiple=True, type=Choice(sorted(_STATES)), help="Only these states.")
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per batch.")
 @click.pass_context
@@ -471,7 +470,7 @@ def cancel(ctx: click.Context, batch_id: str, reason: str) -> None:
     click.echo(f"batch {reply.batch.id}: cancel recorded ({_state(reply.batch.state)})")
 
 
-@click.group()
+@click.group(cls=SuiteGroup)
 def catalog() -> None:
     """Read the library catalog: query items, the collection summary.
 
@@ -526,17 +525,26 @@ def query(ctx: click.Context, where: tuple[str, ...], order_by: str, limit: int,
             )
         return
     table = Table()
-    for column in ("path", "format", "size", "status", "category", "tags", "id"):
+    # The path first and whole (it is what the other commands take); category and tags only when
+    # an item has one; the id last, shortened first when the terminal is narrow.
+    longest = max((len(item.path) for item in items), default=4)
+    table.add_column("path", no_wrap=True, min_width=min(longest, 60))
+    for column in ("format", "size", "quality", "status"):
+        table.add_column(column, justify="right" if column in ("size", "quality") else "left", no_wrap=True)
+    extra = [name for name in ("category", "tags") if any(getattr(item, name) for item in items)]
+    for column in extra:
         table.add_column(column)
+    table.add_column("id", overflow="ellipsis", no_wrap=True)
     for item in items:
         status = cpb.ReviewStatus.Name(item.status).removeprefix("REVIEW_STATUS_").lower()
+        cells = {"category": item.category, "tags": ",".join(item.tags)}
         table.add_row(
             item.path,
             item.format,
             f"{item.size_bytes:,}",
+            f"{item.quality_score:.0f}" if item.quality_score else "-",  # 0: not analysed
             status,
-            item.category,
-            ",".join(item.tags),
+            *(cells[name] for name in extra),
             item.id,
         )
     Console(highlight=False).print(table)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from mediasuite.cache.v1 import cache_service_pb2 as pb
 from mediasuite.cache.v1 import cache_service_pb2_grpc
+from services.cli.help import SuiteGroup
 from services.runtime.clients import open_channel
 from services.runtime.config import parse_duration
 
@@ -76,7 +77,7 @@ def _size(value: int) -> str:
     return f"{value} B"
 
 
-@click.group()
+@click.group(cls=SuiteGroup)
 def cache() -> None:
     """The cache service: statistics, entries, invalidation.
 

@@ -15,11 +15,12 @@ from gateway.auth import Scope, hash_key, new_key
 from gateway.openapi import build_openapi
 from gateway.protodocs import docs_for
 from gateway.routes import build_routes, suite_services
+from services.cli.help import Choice, SuiteGroup
 
 __all__ = ["gateway"]
 
 
-@click.group()
+@click.group(cls=SuiteGroup)
 def gateway() -> None:
     """HTTP gateway: API keys, route table, OpenAPI.
 
@@ -36,7 +37,7 @@ def gateway() -> None:
 )
 @click.option(
     "--scope",
-    type=click.Choice([s.value for s in Scope]),
+    type=Choice([s.value for s in Scope]),
     default=Scope.READ.value,
     show_default=True,
     help="read: every route that changes nothing; admin: everything.",
@@ -56,9 +57,7 @@ def new_key_command(name: str, scope: str) -> None:
 
 @gateway.command("hash-key")
 @click.option("--name", required=True, help="Name of the key.")
-@click.option(
-    "--scope", type=click.Choice([s.value for s in Scope]), default=Scope.READ.value, show_default=True
-)
+@click.option("--scope", type=Choice([s.value for s in Scope]), default=Scope.READ.value, show_default=True)
 def hash_key_command(name: str, scope: str) -> None:
     """Read an existing key from standard input and print its configuration entry.
 

@@ -15,15 +15,19 @@ from typing import Any
 
 import click
 import grpc
+from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
 from services.cli import gateway_commands
 from services.cli.batch_commands import batch, catalog, import_directory
 from services.cli.cache_commands import cache
+from services.cli.help import SuiteGroup
 from services.cli.monitor_commands import monitor
 from services.cli.probe import HealthResult, check_health
 from services.cli.processing_commands import process
+from services.cli.trace_commands import trace
+from services.runtime.config import ConfigError, Env
 from services.runtime.suite import PROCESSES
 from services.runtime.tls import TlsConfig
 
@@ -67,6 +71,17 @@ def _client_tls(directory: Path | None) -> TlsConfig | None:
     return config
 
 
+def _check_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An address as the services read it; the error names the variable when the value came from it."""
+    variable = str(param.envvar)
+    try:
+        return Env({variable: value}).address(variable, value, "")
+    except ConfigError as error:
+        source = ctx.get_parameter_source(param.name or "")
+        origin = f" (from {variable})" if source is ParameterSource.ENVIRONMENT else ""
+        raise click.BadParameter(f"{value!r}{origin}: expected {error.expected}") from None
+
+
 def _address_options(func: click.decorators.FC) -> click.decorators.FC:
     for proc in reversed(PROCESSES):
         func = click.option(
@@ -75,12 +90,15 @@ def _address_options(func: click.decorators.FC) -> click.decorators.FC:
             default=proc.default_address,
             show_default=True,
             show_envvar=True,
+            callback=_check_address,
             help=f"Address of the {proc.name} process.",
         )(func)
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    cls=SuiteGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
 @_address_options
 @click.option(
     "--timeout",
@@ -171,6 +189,7 @@ cli.add_command(catalog)
 cli.add_command(import_directory)
 cli.add_command(process)
 cli.add_command(gateway_commands.gateway)
+cli.add_command(trace)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from mediasuite.monitor.v1 import monitor_service_pb2 as pb
 from mediasuite.monitor.v1 import monitor_service_pb2_grpc
+from services.cli.help import Choice, SuiteGroup
 
 __all__ = ["monitor"]
 
@@ -118,7 +119,7 @@ def _alerts_table(alerts: Any, title: str = "active alerts") -> Table:
     return table
 
 
-@click.group()
+@click.group(cls=SuiteGroup)
 def monitor() -> None:
     """Health, live metrics, alerts and reports from the monitor service.
 
@@ -239,7 +240,7 @@ def _frame(
 @monitor.command()
 @click.option(
     "--level",
-    type=click.Choice(["info", "warning", "critical", "emergency"], case_sensitive=False),
+    type=Choice(["info", "warning", "critical", "emergency"], case_sensitive=False),
     default="info",
     show_default=True,
     help="Only alerts at or above this level.",

@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from mediasuite.common.v1 import media_pb2
 from mediasuite.processing.v1 import processing_service_pb2 as pb
 from mediasuite.processing.v1 import processing_service_pb2_grpc
+from services.cli.help import Choice, SuiteGroup
 
 __all__ = ["process"]
 
@@ -112,14 +113,12 @@ def _common(func: F) -> F:
                 type=click.Path(dir_okay=False, path_type=Path),
                 help="Where to write the result.",
             ),
-            click.option("--format", "fmt", type=click.Choice(sorted(_FORMATS)), help="Output format."),
+            click.option("--format", "fmt", type=Choice(sorted(_FORMATS)), help="Output format."),
             click.option(
                 "--quality", type=click.IntRange(0, 100), default=0, help="1-100; 0: the format's default."
             ),
             click.option("--progressive", is_flag=True, help="Progressive JPEG."),
-            click.option(
-                "--metadata", type=click.Choice(sorted(_METADATA)), default="strip", show_default=True
-            ),
+            click.option("--metadata", type=Choice(sorted(_METADATA)), default="strip", show_default=True),
         ]
     ):
         func = decorator(func)
@@ -135,7 +134,7 @@ def _image_result(reply: Any, source: str, operation: str, output: Path | None) 
     )
 
 
-@click.group()
+@click.group(cls=SuiteGroup)
 def process() -> None:
     """Run processing operations on one media item.
 
@@ -181,8 +180,8 @@ def _size(text: str | None) -> pb.Size | None:
 @_common
 @click.option("--preset", default=None, help="A configured preset (tiny, small, medium, large, gallery).")
 @click.option("--size", default=None, help="An explicit box WIDTHxHEIGHT (320x200, 320x, x200).")
-@click.option("--fit", type=click.Choice(sorted(_FITS)), default="contain", show_default=True)
-@click.option("--gravity", type=click.Choice(sorted(_GRAVITIES)), default="center", show_default=True)
+@click.option("--fit", type=Choice(sorted(_FITS)), default="contain", show_default=True)
+@click.option("--gravity", type=Choice(sorted(_GRAVITIES)), default="center", show_default=True)
 @click.option("--upscale", is_flag=True, help="Enlarge sources smaller than the box.")
 @click.pass_context
 def thumbnail(
@@ -307,7 +306,7 @@ def analyze(ctx: click.Context, *, source: str, remote: bool) -> None:
 @process.command()
 @_common
 @click.option(
-    "--step", "steps", multiple=True, type=click.Choice(sorted(_STEPS)), help="A step, in order (repeat)."
+    "--step", "steps", multiple=True, type=Choice(sorted(_STEPS)), help="A step, in order (repeat)."
 )
 @click.option(
     "--strength", type=click.FloatRange(0, 1), default=0.0, help="Sharpen/denoise strength (default 0.5)."
@@ -344,7 +343,7 @@ def enhance(
 @_common
 @click.option("--rect", default=None, help="X,Y,WIDTH,HEIGHT in upright pixels.")
 @click.option("--aspect", default=None, help="A ratio W:H, placed by --gravity.")
-@click.option("--gravity", type=click.Choice(sorted(_GRAVITIES)), default="center", show_default=True)
+@click.option("--gravity", type=Choice(sorted(_GRAVITIES)), default="center", show_default=True)
 @click.pass_context
 def crop(
     ctx: click.Context,
@@ -389,7 +388,7 @@ def crop(
 @_common
 @click.option("--text", default=None, help="Text of the mark.")
 @click.option("--image", "overlay", default=None, help="A local image (or --remote path) laid over instead.")
-@click.option("--position", type=click.Choice(sorted(_GRAVITIES)), default="south_east", show_default=True)
+@click.option("--position", type=Choice(sorted(_GRAVITIES)), default="south_east", show_default=True)
 @click.option("--opacity", type=click.FloatRange(0, 1), default=0.0, help="0-1 (default 0.5).")
 @click.option("--tile", is_flag=True, help="Repeat the mark over the whole image.")
 @click.option("--color", default="", help="Text colour #rrggbb (default white).")

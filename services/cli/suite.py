@@ -4,14 +4,22 @@
 gateway), waits until each reports SERVING over grpc.health.v1, prints where each listens, and
 keeps them running. A process that dies is reported with the end of its log and the suite stops
 (nothing is restarted silently). Ctrl-C or SIGTERM stops them all gracefully.
+
+On a first run (the default media library, empty) it also writes and imports a sample library
+(services/cli/first_run.py); every run makes a new admin API key for the gateway and prints three
+commands to try (services/cli/local_access.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import hashlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,15 +28,41 @@ from typing import IO
 
 import click
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from services.cli.certs import CLIENT, Leaf, make_suite_certs, suite_certs
+from services.cli.first_run import SampleError, SamplePlan, SampleResult, import_sample, plan_sample
+from services.cli.help import SuiteGroup
+from services.cli.local_access import (
+    KEY_ENV,
+    GatewayAccess,
+    http_base,
+    mediactl_command,
+    prepare_gateway_access,
+    try_next,
+)
 from services.cli.probe import check_health
 from services.runtime.app import describe_settings
 from services.runtime.config import ConfigError, Env, Setting
 from services.runtime.suite import PROCESSES, Process
+from services.sample.library import SAMPLE, SAMPLE_DIR, SampleFile, write_sample
 
-__all__ = ["configuration_table", "main", "prepare_media", "process_settings", "suite_environment"]
+__all__ = [
+    "chosen_media_root",
+    "configuration_table",
+    "main",
+    "prepare_media",
+    "process_settings",
+    "suite_environment",
+]
 
 # Start order: dependencies first. Stop order is the reverse.
 _MODULES = {
@@ -71,9 +105,18 @@ def suite_environment(environ: Mapping[str, str], state_dir: Path) -> dict[str, 
         chosen = next((env[name] for name in names if env.get(name)), str(default))
         for name in names:
             env.setdefault(name, chosen)
+    # The catalog lives in Redis, the library on disk: each library gets its own catalog, so two
+    # checkouts (or a new clone) on one machine never see each other's items.
+    library = Path(env["BATCH_MEDIA_ROOT"]).expanduser().resolve()
+    env.setdefault("BATCH_KEY_PREFIX", f"mediasuite:batch:{hashlib.sha256(bytes(library)).hexdigest()[:12]}:")
     env.setdefault("MEDIASUITE_STATE_DIR", str(state_dir))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def chosen_media_root(environ: Mapping[str, str]) -> str | None:
+    """The variable the user chose the media library with, or None when it is the default."""
+    return next((name for name in _MEDIA_ROOTS if environ.get(name)), None)
 
 
 def prepare_media(env: Mapping[str, str], state_dir: Path) -> list[str]:
@@ -156,8 +199,29 @@ async def _stop_all(children: list[Child], grace: float) -> None:
         child.log_file.close()
 
 
-def _print_ready(children: list[Child], env: Mapping[str, str], elapsed: float) -> None:
-    table = Table(title=f"mediasuite is up ({elapsed:.1f}s)", title_justify="left")
+@dataclass(frozen=True)
+class Run:
+    """What this start does besides starting the processes."""
+
+    env: dict[str, str]
+    log_dir: Path
+    grace: float
+    media_root: Path
+    sample: SamplePlan
+    access: GatewayAccess
+    tls_dir: Path | None = None
+    tls: dict[str, Leaf] | None = None
+
+    @property
+    def client_tls(self) -> Leaf | None:
+        """The client certificate the launcher itself uses (readiness, the sample import)."""
+        return None if self.tls is None else self.tls[CLIENT]
+
+
+def _print_ready(children: list[Child], run: Run, elapsed: float, sample: SampleResult | None) -> None:
+    env = run.env
+    title = f"mediasuite is up ({elapsed:.1f}s)"
+    table = Table(title=title, title_justify="left")
     table.add_column("process")
     table.add_column("gRPC address")
     table.add_column("pid", justify="right")
@@ -165,17 +229,39 @@ def _print_ready(children: list[Child], env: Mapping[str, str], elapsed: float) 
     for child in children:
         table.add_row(child.proc.name, env[child.proc.addr_env], str(child.popen.pid), str(child.log_path))
     console.print(table)
-    http = f"http://{env['GATEWAY_HTTP_LISTEN']}"
-    console.print(f"HTTP gateway: {http}/  (dashboard; API reference {http}/docs; health /healthz)")
-    console.print(f"Prometheus metrics: http://{env.get('MONITOR_HTTP_LISTEN', '127.0.0.1:9464')}/metrics")
+    http = http_base(env)
+    # soft_wrap: a long line (a path, a URL, a key) stays one line, to copy it or find it in a log.
+    line = functools.partial(console.print, soft_wrap=True)
+    line(f"Dashboard: {http}/  (API reference {http}/docs; health {http}/healthz)")
+    line(f"Prometheus metrics: http://{env.get('MONITOR_HTTP_LISTEN', '127.0.0.1:9464')}/metrics")
     redis = env.get("REDIS_URL") or "none: the cache keeps entries in memory (set REDIS_URL to use Redis)"
-    console.print(f"Redis: {redis}")
+    line(f"Redis: {redis}")
     media = Path(env["PROCESSING_MEDIA_ROOT"]).expanduser().resolve()
     derived = Path(env["PROCESSING_DERIVED_ROOT"]).expanduser().resolve()
-    # soft_wrap: a long path stays on one line (to copy it, or find it in a log).
-    console.print(f"Media library: {media}", soft_wrap=True)
-    console.print(f"  (request paths are relative to it; stored outputs go to {derived})", soft_wrap=True)
-    console.print("Try: [bold]mediactl health[/], [bold]mediactl monitor watch[/]    Stop: Ctrl-C")
+    line(f"Media library: {media}")
+    line(f"  (request paths are relative to it; stored outputs go to {derived})")
+    has_sample = (media / SAMPLE_DIR).is_dir()
+    if sample is not None:
+        line(
+            f"Sample library: {sample.imported} files imported, {sample.thumbnails} thumbnails made, "
+            f"{sample.analysed} images analysed (see sample/ABOUT.txt)"
+        )
+    elif has_sample:
+        line(f"Sample library: in {media / SAMPLE_DIR} (written and imported on the first run)")
+    elif not run.sample.write:
+        line(f"Sample library: {run.sample.reason}")
+    line(f"Gateway access: {run.access.describe()}")
+    if run.access.mode == "generated":
+        line("Admin API key for this run, shown once (paste it into the dashboard; curl reads it):")
+        line(f"  export {KEY_ENV}={run.access.key}", markup=False)
+    elif run.access.mode == "configured":
+        line(f"  (the curl command below reads one of your keys from ${KEY_ENV})")
+    line("Try next:")
+    _print_tls(run.client_tls)
+    mediactl = mediactl_command() + (f" --tls {run.tls_dir}" if run.tls_dir is not None else "")
+    for command in try_next(env, run.access, sample=has_sample, mediactl=mediactl):
+        line(f"  {command}", markup=False)
+    line("Stop: Ctrl-C")
 
 
 def tls_environment(env: Mapping[str, str], leaf: Leaf) -> dict[str, str]:
@@ -199,50 +285,120 @@ def _print_tls(client: Leaf | None) -> None:
         console.print(f"gRPC: mutual TLS, CA {client.ca}; clients need a certificate of it ({client.cert})")
 
 
-async def _up(env: dict[str, str], log_dir: Path, grace: float, tls: dict[str, Leaf] | None = None) -> int:
+class _Stopped(Exception):
+    """Ctrl-C while the sample was being written."""
+
+
+async def _write_sample(run: Run, progress: Progress, stop: threading.Event) -> bool:
+    """Write the sample in a thread; False when it was interrupted or could not be written."""
+    task = progress.add_task("generating the sample library", total=len(SAMPLE))
+
+    def written(_file: SampleFile) -> None:
+        progress.advance(task)
+        if stop.is_set():
+            raise _Stopped
+
+    try:
+        await asyncio.to_thread(write_sample, run.media_root, written)
+    except _Stopped:
+        return False
+    except OSError as error:
+        console.print(f"[yellow]the sample library could not be written: {error}[/]", soft_wrap=True)
+        return False
+    return True
+
+
+async def _start_all(run: Run, children: list[Child], stop_writing: threading.Event) -> SampleResult | None:
+    """Start the processes in order (writing the sample meanwhile), then import the sample."""
+    by_name = {p.name: p for p in PROCESSES}
+    columns = (
+        SpinnerColumn(finished_text="[green]done[/]"),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        writer = (
+            asyncio.ensure_future(_write_sample(run, progress, stop_writing)) if run.sample.write else None
+        )
+        try:
+            task = progress.add_task("starting services", total=len(_START_ORDER))
+            for name in _START_ORDER:
+                progress.update(task, description=f"starting {name}")
+                child_env = (
+                    run.env if run.tls is None else {**run.env, **tls_environment(run.env, run.tls[name])}
+                )
+                child = await _start(by_name[name], child_env, run.log_dir)
+                children.append(child)
+                await _wait_ready(child, run.env[by_name[name].addr_env], run.client_tls)
+                progress.advance(task)
+            progress.update(task, description="services started")
+        except BaseException:
+            stop_writing.set()
+            raise
+        finally:
+            written = writer is not None and await writer
+        if not written:
+            return None
+        try:
+            client = run.client_tls
+            return await import_sample(
+                run.env["BATCH_ADDR"], progress, tls=None if client is None else client.tls_config()
+            )
+        except SampleError as error:
+            console.print(f"[yellow]the sample was written but not imported: {error}[/]", soft_wrap=True)
+            return None
+
+
+async def _up(run: Run) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     started = time.monotonic()
-    by_name = {p.name: p for p in PROCESSES}
     children: list[Child] = []
-    checker = None if tls is None else tls[CLIENT]
+    stop_writing = threading.Event()
     code = 0
     try:
-        with console.status("starting mediasuite ...") as status:
-            for name in _START_ORDER:
-                status.update(f"starting {name} ...")
-                child_env = env if tls is None else {**env, **tls_environment(env, tls[name])}
-                child = await _start(by_name[name], child_env, log_dir)
-                children.append(child)
-                await _wait_ready(child, env[by_name[name].addr_env], checker)
-        _print_ready(children, env, time.monotonic() - started)
-        _print_tls(None if tls is None else tls[CLIENT])
-        exits = {asyncio.ensure_future(c.popen.wait()): c for c in children}
+        starting = asyncio.ensure_future(_start_all(run, children, stop_writing))
         stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait([stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
-        for fut in done:
-            if fut in exits:
-                child = exits[fut]
-                console.print(
-                    f"[red]{child.proc.name} exited unexpectedly with code {child.popen.returncode}; "
-                    f"stopping the suite. End of {child.log_path}:[/]\n{child.tail()}"
-                )
-                code = 1
-        stopper.cancel()
-        for fut in exits:
-            fut.cancel()
+        await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # Ctrl-C while starting: stop what started
+            stop_writing.set()
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            stopper.cancel()
+            console.print("interrupted while starting")
+        else:
+            sample = starting.result()
+            _print_ready(children, run, time.monotonic() - started, sample)
+            exits = {asyncio.ensure_future(c.popen.wait()): c for c in children}
+            done, _ = await asyncio.wait([stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
+            for fut in done:
+                if fut in exits:
+                    child = exits[fut]
+                    console.print(
+                        f"[red]{child.proc.name} exited unexpectedly with code {child.popen.returncode}; "
+                        f"stopping the suite. End of {child.log_path}:[/]\n{child.tail()}"
+                    )
+                    code = 1
+            stopper.cancel()
+            for fut in exits:
+                fut.cancel()
     except RuntimeError as error:
         console.print(f"[red]{error}[/]")
         code = 1
     console.print("stopping mediasuite ...")
-    await _stop_all(children, grace)
+    await _stop_all(children, run.grace)
     console.print("stopped")
     return code
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=SuiteGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
 def cli() -> None:
     """Run the mediasuite services on this machine."""
 
@@ -251,8 +407,10 @@ def cli() -> None:
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=lambda: os.environ.get("MEDIASUITE_STATE_DIR", "var"),
-    show_default="var (or $MEDIASUITE_STATE_DIR)",
+    envvar="MEDIASUITE_STATE_DIR",
+    default="var",
+    show_default=True,
+    show_envvar=True,
     help="Directory for logs and local data.",
 )
 @click.option(
@@ -264,7 +422,12 @@ def cli() -> None:
     help="Run every gRPC connection over mutual TLS with the certificates in this directory "
     "(made by `make certs`: certs/). Default: plaintext. Also $MEDIASUITE_TLS_DIR.",
 )
-def up(state_dir: Path, tls_dir: Path | None) -> None:
+@click.option(
+    "--no-sample",
+    is_flag=True,
+    help="Do not write the sample library into an empty default library (also: MEDIASUITE_SAMPLE=off).",
+)
+def up(state_dir: Path, tls_dir: Path | None, no_sample: bool) -> None:
     """Start all five services on loopback and keep them running until Ctrl-C.
 
     Each service reads its settings from the environment (see `mediasuite-<service> --help`);
@@ -274,7 +437,14 @@ def up(state_dir: Path, tls_dir: Path | None) -> None:
     BATCH_MEDIA_ROOT names another directory (for all three); stored outputs go to
     STATE_DIR/derived unless PROCESSING_DERIVED_ROOT or BATCH_DERIVED_ROOT is set.
 
-    Example: REDIS_URL=redis://127.0.0.1:6379/0 mediasuite up
+    \b
+    First run: when STATE_DIR/media is empty (and no other library was named), a generated sample
+    library (photos, two clips, two graphics) is written to STATE_DIR/media/sample, imported,
+    thumbnailed and analysed, with progress shown; --no-sample or MEDIASUITE_SAMPLE=off turns it off.
+    Every run makes a new admin API key for the gateway (printed once; only its SHA-256 is kept, in
+    STATE_DIR/gateway/api-keys), unless GATEWAY_API_KEYS(_FILE) are set or GATEWAY_AUTH=off.
+
+    Example: REDIS_URL=redis://127.0.0.1:6379/0 mediasuite up --no-sample
 
     With --tls DIR each process gets DIR/<process>.crt and .key and DIR/ca.crt as GRPC_TLS_*
     (mutual TLS on every gRPC port, its own calls and its metrics export); the HTTP gateway stays HTTP.
@@ -287,18 +457,24 @@ def up(state_dir: Path, tls_dir: Path | None) -> None:
     env = suite_environment(os.environ, state_dir)
     for warning in prepare_media(env, state_dir):
         console.print(f"[yellow]{warning}[/]")
+    media_root = Path(env["PROCESSING_MEDIA_ROOT"]).expanduser().resolve()
     try:
         grace = Env(env).duration("SHUTDOWN_GRACE", 10.0, "grace period of each process on stop")
+        sample = plan_sample(
+            os.environ, media_root, no_sample=no_sample, chosen_by=chosen_media_root(os.environ)
+        )
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
-
     leaves = None
     if tls_dir is not None:
+        tls_dir = tls_dir.resolve()
         try:
-            leaves = suite_certs(tls_dir.resolve())
+            leaves = suite_certs(tls_dir)
         except FileNotFoundError as error:
             raise click.UsageError(str(error)) from None
-    raise SystemExit(asyncio.run(_up(env, log_dir, grace, leaves)))
+    access = prepare_gateway_access(env, state_dir)
+    run = Run(env, log_dir, grace, media_root, sample, access, tls_dir, leaves)
+    raise SystemExit(asyncio.run(_up(run)))
 
 
 @cli.command()

@@ -105,7 +105,9 @@ class MonitorConfig:
         )
         if stream_max < stream_min:
             raise ConfigError(
-                "MONITOR_STREAM_MAX_INTERVAL", f"{stream_max:g}s", "at least MONITOR_STREAM_MIN_INTERVAL"
+                "MONITOR_STREAM_MAX_INTERVAL",
+                env.given("MONITOR_STREAM_MAX_INTERVAL") or f"{stream_max:g}s",
+                f"at least MONITOR_STREAM_MIN_INTERVAL ({env.given('MONITOR_STREAM_MIN_INTERVAL') or '1s'})",
             )
         checked = env.text(
             "MONITOR_CHECK",

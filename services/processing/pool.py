@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
 
 from services.processing.config import PoolSettings
 from services.processing.limits import LIMIT_ENV
@@ -384,7 +384,10 @@ class WorkerPool:
         finally:
             self._queued -= 1
             self._m_queued.add(-1)
-        self._m_wait.record((time.perf_counter() - waited) * 1000)
+        wait_ms = (time.perf_counter() - waited) * 1000
+        self._m_wait.record(wait_ms)
+        # On the caller's span when tracing (processing.run <task>): how long it queued for a worker.
+        trace.get_current_span().set_attribute("processing.pool.queue_wait_ms", round(wait_ms, 3))
         self._busy += 1
         self._m_busy.add(1)
         loop = asyncio.get_running_loop()

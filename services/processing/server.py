@@ -52,6 +52,7 @@ def build_parts(config: ProcessingConfig, telemetry: Telemetry) -> Parts:
         cache=cache,
         limits=config.limits,
         meter=meter,
+        tracer=telemetry.tracer("mediasuite.processing") if telemetry.tracing else None,
     )
     servicer = ProcessingServiceServicer(processor, config.presets, config.pool.workers)
     server = GrpcServer(

@@ -25,6 +25,7 @@ __all__ = [
     "Env",
     "ServerConfig",
     "Setting",
+    "format_duration",
     "parse_bytes",
     "parse_duration",
 ]
@@ -95,6 +96,12 @@ class Env:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
         self.settings: list[Setting] = []
+
+    def given(self, name: str) -> str | None:
+        """The text the environment holds for ``name`` (None when unset or empty): for an error about
+        a value checked against another one, which must show what the user wrote."""
+        value = self._environ.get(name)
+        return value if value not in (None, "") else None
 
     def _raw(self, name: str, default: str, meaning: str) -> str | None:
         self.settings.append(Setting(name, default, meaning))
@@ -238,6 +245,11 @@ def _range_text(
     if hi is not None:
         return f"{kind} of at most {show(hi)}"
     return kind
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as the variables write it ("7d", "30s", "250ms"), for messages naming one."""
+    return _duration_text(seconds)
 
 
 def _duration_text(seconds: float) -> str:

@@ -212,6 +212,6 @@ def _bind(server: grpc.aio.Server, address: str, variable: str, config: ServerCo
         return server.add_insecure_port(address)
     except RuntimeError as error:
         raise OSError(
-            f"cannot listen on {address} ({error}): is another process using the port? "
-            f"Set {variable} to a free address"
+            f"{variable} is {address!r}: cannot listen there ({error}); is another process using the port? "
+            f"Set {variable} to a free host:port"
         ) from error

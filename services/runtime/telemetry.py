@@ -11,8 +11,10 @@ OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_INSECURE ...).
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -21,7 +23,10 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from services.runtime.config import Env
 
-__all__ = ["Telemetry", "TelemetryConfig", "setup_telemetry"]
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+__all__ = ["Telemetry", "TelemetryConfig", "console_span_exporter", "setup_telemetry"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +103,17 @@ class Telemetry:
             self.meter_provider.shutdown()
 
 
+def console_span_exporter(out: IO[str] | None = None) -> SpanExporter:
+    """``OTEL_TRACES_EXPORTER=console``: one span per line of JSON on stdout (the SDK's default indents
+    each over many lines), so a process's log can be searched by trace id and read back by
+    ``mediactl trace``."""
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    return ConsoleSpanExporter(
+        out=out if out is not None else sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n"
+    )
+
+
 def setup_telemetry(config: TelemetryConfig) -> Telemetry:
     """Build the providers the configuration asks for, and instrument redis-py when tracing."""
     if config.disabled:
@@ -105,7 +121,7 @@ def setup_telemetry(config: TelemetryConfig) -> Telemetry:
     resource = Resource.create({SERVICE_NAME: config.service_name})
     telemetry = Telemetry()
     if config.traces_exporter != "none":
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         provider = TracerProvider(resource=resource)
         exporter: SpanExporter
@@ -114,7 +130,7 @@ def setup_telemetry(config: TelemetryConfig) -> Telemetry:
 
             exporter = OTLPSpanExporter()
         else:
-            exporter = ConsoleSpanExporter()
+            exporter = console_span_exporter()
         provider.add_span_processor(BatchSpanProcessor(exporter))
         telemetry.tracer_provider = provider
         from opentelemetry.instrumentation.redis import RedisInstrumentor

@@ -41,7 +41,10 @@ class TlsConfig:
             return None
         for name, value in values.items():
             if not value:
-                raise ConfigError(name, None, f"a file path: set all of {', '.join(TLS_VARIABLES)} or none")
+                given = ", ".join(f"{n}={v}" for n, v in values.items() if v)
+                raise ConfigError(
+                    name, None, f"a file path ({given} is set): set all of {', '.join(TLS_VARIABLES)} or none"
+                )
         return cls(Path(cert), Path(key), Path(ca))
 
     def _read(self, variable: str, path: Path) -> bytes:

@@ -87,6 +87,9 @@ def tls_suite(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path, Path]]:
     env = base_env(
         MEDIASUITE_STATE_DIR=str(tmp_path / "state"),
         GATEWAY_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
+        # This test is about mutual TLS between processes; the gateway's HTTP keys have their own tests.
+        GATEWAY_AUTH="off",
+        MEDIASUITE_SAMPLE="off",
         MONITOR_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
         OTEL_METRIC_EXPORT_INTERVAL="500",
         MONITOR_SAMPLE_INTERVAL="1s",

@@ -5,8 +5,10 @@ processes are wired to each other (gateway -> processing -> cache, one media lib
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
+import re
 import signal
 import subprocess
 import time
@@ -30,6 +32,7 @@ from tests.support.processes import BIN, base_env, free_port
 def suite(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str], Path]]:
     env = base_env(
         MEDIASUITE_STATE_DIR=str(tmp_path / "state"),
+        MEDIASUITE_SAMPLE="off",  # the sample library has tests of its own (tests/e2e/test_docs.py)
         GATEWAY_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
         MONITOR_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
     )
@@ -43,11 +46,19 @@ def suite(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, s
             [str(BIN / "mediasuite"), "up"], env=env, stdout=sink, stderr=subprocess.STDOUT
         )
     yield popen, env, out
+    # The suite's processes are mediasuite's children in sessions of their own: found before it
+    # goes (killed first, they would be orphans no one stops), stopped by it when it can.
+    descendants = psutil.Process(popen.pid).children(recursive=True) if popen.poll() is None else []
     if popen.poll() is None:
-        popen.kill()
-        popen.wait()
-    for child in psutil.Process().children(recursive=True):
-        child.kill()
+        popen.send_signal(signal.SIGINT)
+        try:
+            popen.wait(60)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+    for child in [*descendants, *psutil.Process().children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
 
 
 def _wait_healthy(
@@ -78,6 +89,9 @@ def test_up_then_health_then_ctrl_c(suite: tuple[subprocess.Popen[bytes], dict[s
     assert all(r["status"] == "SERVING" for r in rows)
     children = psutil.Process(popen.pid).children()
     assert len(children) == 5
+    deadline = time.monotonic() + 30  # the banner follows the last readiness check
+    while "Stop: Ctrl-C" not in out.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
     popen.send_signal(signal.SIGINT)
     assert popen.wait(timeout=60) == 0
     _gone, alive = psutil.wait_procs(children, timeout=10)
@@ -108,12 +122,12 @@ def test_a_process_that_dies_is_reported_not_restarted(
     assert "not serving: cache, processing, batch, monitor, gateway" in failed.stderr
 
 
-def _http(url: str, body: object | None = None) -> dict[str, Any]:
+def _http(url: str, key: str, body: object | None = None) -> dict[str, Any]:
     reply = httpx.request(
         "GET" if body is None else "POST",
         url,
         content=None if body is None else json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", "authorization": f"Bearer {key}"},
         timeout=60,
     )
     assert reply.status_code == 200, reply.text
@@ -132,6 +146,9 @@ def test_the_suite_is_wired_together(suite: tuple[subprocess.Popen[bytes], dict[
     while "Stop: Ctrl-C" not in out.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert f"Media library: {media}" in out.read_text()
+    assert "Sample library: off (MEDIASUITE_SAMPLE=off)" in out.read_text()
+    assert not any(media.iterdir()), "no sample when it is turned off"
+    (key,) = re.findall(r"export MEDIASUITE_API_KEY=(msk_\S+)", out.read_text())
     source = media / "photos" / "a.jpg"
     source.parent.mkdir(parents=True)
     source.write_bytes(save(photo(640, 480), "JPEG", quality=90))
@@ -140,7 +157,8 @@ def test_the_suite_is_wired_together(suite: tuple[subprocess.Popen[bytes], dict[
 
     def thumbnail(output_mode: str) -> dict[str, Any]:
         encode = {"format": "IMAGE_FORMAT_PNG", "outputMode": output_mode}
-        return _http(gateway, {"media": {"path": "photos/a.jpg"}, "size": {"width": 64}, "encode": encode})
+        body = {"media": {"path": "photos/a.jpg"}, "size": {"width": 64}, "encode": encode}
+        return _http(gateway, key, body)
 
     first = thumbnail("OUTPUT_MODE_STORE")
     assert first["operation"]["cached"] is False

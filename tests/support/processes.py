@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 BIN = Path(sys.executable).parent
+BASH = shutil.which("bash") or "/bin/bash"  # an absolute path for subprocess (ruff S607)
 
 
 def free_port() -> int:

@@ -224,10 +224,13 @@ async def test_incoming_traceparent_continues_the_trace_into_grpc(grpc_server: S
         running_gateway({"echo": server.address}, echo=True, telemetry=telemetry) as gateway,
         httpx.AsyncClient(base_url=gateway.url, timeout=10) as client,
     ):
-        reply = await client.get("/v1/echo", headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"})
+        headers = {"traceparent": f"00-{trace_id}-b7ad6b7169203331-01", "x-request-id": "find-me"}
+        reply = await client.get("/v1/echo", headers=headers)
     assert reply.status_code == 200
     spans = {(s.kind, s.name): s for s in exporter.get_finished_spans()}
     http_span = spans[(SpanKind.SERVER, "GET /v1/echo")]
+    assert http_span.attributes is not None
+    assert http_span.attributes["http.request.header.x-request-id"] == ("find-me",), "findable by request id"
     client_span = spans[(SpanKind.CLIENT, "/gatewaytest.v1.EchoService/Echo")]
     server_span = spans[(SpanKind.SERVER, "/gatewaytest.v1.EchoService/Echo")]
     assert {format(s.context.trace_id, "032x") for s in (http_span, client_span, server_span)} == {trace_id}

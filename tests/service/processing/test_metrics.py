@@ -37,5 +37,10 @@ async def test_pool_and_operation_metrics_are_exported(processing: Factory) -> N
     operations = {p.attributes["operation"]: p.value for p in points["processing.operations"]}
     assert operations == {"thumbnail": 3}
     assert sum(p.count for p in points["processing.operation.duration"]) == 3
+    # the series the monitor's default `media_processing_time` rule watches, in seconds
+    (seconds,) = points["processing.duration"]
+    assert seconds.attributes == {"operation": "thumbnail"}
+    assert seconds.count == 3
+    assert 0 < seconds.sum < 30
     assert sum(p.count for p in points["processing.pool.queue_wait"]) == 3
     telemetry.shutdown()
