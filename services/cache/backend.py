@@ -43,7 +43,15 @@ class BackendState:
 
 
 class BackendDown(Exception):
-    """The backend did not answer (connection refused or lost, timeout): fail over, do not retry here."""
+    """The backend did not answer (connection refused or lost, timeout): the failover layer decides.
+
+    ``timed_out`` tells a timeout (Redis may be alive but slow, or this process was starved of CPU)
+    from a refused or lost connection (Redis is certainly unreachable).
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,7 +95,7 @@ class CacheConfig:
         redis_timeout = env.duration(
             "CACHE_REDIS_TIMEOUT",
             0.25,
-            "a Redis command or connect taking longer counts as Redis down (the cache falls back to memory)",
+            "a Redis command slower than this, then a PING as slow, means Redis is down (memory serves)",
             min=0.005,
             max=30,
         )

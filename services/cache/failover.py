@@ -1,12 +1,14 @@
 """Redis first, memory when Redis stops answering, and back to Redis by itself.
 
-The first operation that finds Redis down (connection refused or lost, or no answer within the
-short command timeout) opens the circuit: that operation and every one after it is served by
-the memory backend at once, so no call fails or hangs on a dead Redis. A background task pings
-Redis with exponential backoff; when Redis answers, what changed during the outage is replayed
-(invalidations, then each touched key's final state written back or deleted), the memory backend
-is emptied, and Redis serves again. If more keys changed than the journal may hold, every
-namespace is cleared in Redis instead, so nothing stale survives the outage.
+The first operation that finds Redis down opens the circuit: that operation and every one after it
+is served by the memory backend at once, so no call fails or hangs on a dead Redis. Down means a
+refused or lost connection, or no answer within the short command timeout and none to a PING after
+it (so a stall of this process, such as CPU throttling, does not count: the operation runs again on
+Redis). A Redis that goes silent costs the calls then in flight up to twice the timeout. A
+background task pings Redis with exponential backoff; when Redis answers, what changed during the
+outage is replayed (invalidations, then each touched key's final state written back or deleted),
+the memory backend is emptied, and Redis serves again. If more keys changed than the journal may
+hold, every namespace is cleared in Redis instead, so nothing stale survives the outage.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from services.cache.backend import BackendDown, BackendKind, BackendState, Usage, Write
 from services.cache.memory import MemoryBackend
@@ -28,6 +31,8 @@ __all__ = ["FailoverBackend"]
 log = logging.getLogger("mediasuite.cache.failover")
 
 _REPLAY_CHUNK = 500
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -224,109 +229,112 @@ class FailoverBackend:
 
     # -- operations ------------------------------------------------------------------------
 
-    async def get(self, namespace: str, key: str) -> bytes | None:
-        """From Redis, or memory while degraded."""
+    async def _redis(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call`` on Redis. A timeout is confirmed before it counts: when Redis then answers a
+        PING it was slow (or this process was starved of CPU, as under a container's CPU limit),
+        not down, and ``call`` runs once more. Every backend call is safe to repeat; a write
+        repeated after its first attempt landed may report less (0 deleted, lease not released)."""
+        try:
+            return await call()
+        except BackendDown as error:
+            if not error.timed_out:
+                raise
+            log.info("redis timed out (%s); checking it answers before failing over", error)
+        await self.primary.ping()
+        return await call()
+
+    async def _run(
+        self,
+        on_redis: Callable[[], Awaitable[T]],
+        in_memory: Callable[[], Awaitable[T]],
+        journal: Callable[[], None] | None = None,
+    ) -> T:
+        """On Redis; in memory when the circuit is open or opens now (``journal`` records a write)."""
         if not self._degraded:
             try:
-                return await self.primary.get(namespace, key)
+                return await self._redis(on_redis)
             except BackendDown as error:
                 self._trip(error)
-        return await self.fallback.get(namespace, key)
+        if journal is not None:
+            journal()
+        return await in_memory()
+
+    async def get(self, namespace: str, key: str) -> bytes | None:
+        """From Redis, or memory while degraded."""
+        return await self._run(
+            lambda: self.primary.get(namespace, key), lambda: self.fallback.get(namespace, key)
+        )
 
     async def get_many(self, namespace: str, keys: Sequence[str]) -> list[bytes | None]:
         """From Redis, or memory while degraded."""
-        if not self._degraded:
-            try:
-                return await self.primary.get_many(namespace, keys)
-            except BackendDown as error:
-                self._trip(error)
-        return await self.fallback.get_many(namespace, keys)
+        return await self._run(
+            lambda: self.primary.get_many(namespace, keys), lambda: self.fallback.get_many(namespace, keys)
+        )
 
     async def set_many(self, namespace: str, writes: Sequence[Write]) -> list[bool]:
         """To Redis, or memory (journaled) while degraded."""
-        if not self._degraded:
-            try:
-                return await self.primary.set_many(namespace, writes)
-            except BackendDown as error:
-                self._trip(error)
-        self._journal_keys(namespace, [w.key for w in writes])
-        return await self.fallback.set_many(namespace, writes)
+        return await self._run(
+            lambda: self.primary.set_many(namespace, writes),
+            lambda: self.fallback.set_many(namespace, writes),
+            lambda: self._journal_keys(namespace, [w.key for w in writes]),
+        )
 
     async def delete_many(self, namespace: str, keys: Sequence[str]) -> int:
         """In Redis, or memory (journaled) while degraded."""
-        if not self._degraded:
-            try:
-                return await self.primary.delete_many(namespace, keys)
-            except BackendDown as error:
-                self._trip(error)
-        self._journal_keys(namespace, keys)
-        return await self.fallback.delete_many(namespace, keys)
+        return await self._run(
+            lambda: self.primary.delete_many(namespace, keys),
+            lambda: self.fallback.delete_many(namespace, keys),
+            lambda: self._journal_keys(namespace, keys),
+        )
 
     async def delete_if_unchanged(self, namespace: str, key: str, head: bytes) -> bool:
         """In Redis, or memory (journaled) while degraded."""
-        if not self._degraded:
-            try:
-                return await self.primary.delete_if_unchanged(namespace, key, head)
-            except BackendDown as error:
-                self._trip(error)
-        self._journal_keys(namespace, [key])
-        return await self.fallback.delete_if_unchanged(namespace, key, head)
+        return await self._run(
+            lambda: self.primary.delete_if_unchanged(namespace, key, head),
+            lambda: self.fallback.delete_if_unchanged(namespace, key, head),
+            lambda: self._journal_keys(namespace, [key]),
+        )
 
     async def delete_matching(self, namespace: str, glob: str) -> int:
         """In Redis, or memory (journaled) while degraded."""
-        if not self._degraded:
-            try:
-                return await self.primary.delete_matching(namespace, glob)
-            except BackendDown as error:
-                self._trip(error)
-        self._journal_invalidation(_Invalidation(namespace, glob, None))
-        return await self.fallback.delete_matching(namespace, glob)
+        return await self._run(
+            lambda: self.primary.delete_matching(namespace, glob),
+            lambda: self.fallback.delete_matching(namespace, glob),
+            lambda: self._journal_invalidation(_Invalidation(namespace, glob, None)),
+        )
 
     async def delete_by_source(self, namespace: str, path: str) -> int:
         """In Redis, or memory (journaled) while degraded."""
-        if not self._degraded:
-            try:
-                return await self.primary.delete_by_source(namespace, path)
-            except BackendDown as error:
-                self._trip(error)
-        self._journal_invalidation(_Invalidation(namespace, None, path))
-        return await self.fallback.delete_by_source(namespace, path)
+        return await self._run(
+            lambda: self.primary.delete_by_source(namespace, path),
+            lambda: self.fallback.delete_by_source(namespace, path),
+            lambda: self._journal_invalidation(_Invalidation(namespace, None, path)),
+        )
 
     async def acquire_lease(self, namespace: str, key: str, token: str, ttl_ms: int) -> bool:
         """In the active backend."""
-        if not self._degraded:
-            try:
-                return await self.primary.acquire_lease(namespace, key, token, ttl_ms)
-            except BackendDown as error:
-                self._trip(error)
-        return await self.fallback.acquire_lease(namespace, key, token, ttl_ms)
+        return await self._run(
+            lambda: self.primary.acquire_lease(namespace, key, token, ttl_ms),
+            lambda: self.fallback.acquire_lease(namespace, key, token, ttl_ms),
+        )
 
     async def release_lease(self, namespace: str, key: str, token: str) -> bool:
         """In the active backend."""
-        if not self._degraded:
-            try:
-                return await self.primary.release_lease(namespace, key, token)
-            except BackendDown as error:
-                self._trip(error)
-        return await self.fallback.release_lease(namespace, key, token)
+        return await self._run(
+            lambda: self.primary.release_lease(namespace, key, token),
+            lambda: self.fallback.release_lease(namespace, key, token),
+        )
 
     async def lease_ttl_ms(self, namespace: str, key: str) -> int | None:
         """In the active backend."""
-        if not self._degraded:
-            try:
-                return await self.primary.lease_ttl_ms(namespace, key)
-            except BackendDown as error:
-                self._trip(error)
-        return await self.fallback.lease_ttl_ms(namespace, key)
+        return await self._run(
+            lambda: self.primary.lease_ttl_ms(namespace, key),
+            lambda: self.fallback.lease_ttl_ms(namespace, key),
+        )
 
     async def usage(self, namespace: str) -> Usage:
         """Of the active backend."""
-        if not self._degraded:
-            try:
-                return await self.primary.usage(namespace)
-            except BackendDown as error:
-                self._trip(error)
-        return await self.fallback.usage(namespace)
+        return await self._run(lambda: self.primary.usage(namespace), lambda: self.fallback.usage(namespace))
 
     def evictions(self, namespace: str) -> int:
         """Evictions by the memory backend (Redis does not report its own)."""

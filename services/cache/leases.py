@@ -1,11 +1,11 @@
 """Stampede protection: when many callers miss one key at once, exactly one computes it.
 
 GetOrLease returns the value when it is there. Otherwise the caller tries to take the key's lease
-(SET NX PX in Redis): the one that gets it computes the value and Sets it with the lease token;
-the others wait for it. A waiter is woken at once when the value is Set through this process and
-polls the backend (10 ms, doubling to 200 ms) for values Set through another replica. A waiter
-whose lease holder gave up (ReleaseLease) or let the lease lapse takes the lease over itself. A
-waiter that runs out of time gets DEADLINE_EXCEEDED saying so.
+(set only if free, in one Redis script): the one that gets it computes the value and Sets it with
+the lease token; the others wait for it. A waiter is woken at once when the value is Set through
+this process and polls the backend (10 ms, doubling to 200 ms) for values Set through another
+replica. A waiter whose lease holder gave up (ReleaseLease) or let the lease lapse takes the lease
+over itself. A waiter that runs out of time gets DEADLINE_EXCEEDED saying so.
 """
 
 from __future__ import annotations
@@ -108,6 +108,14 @@ class Leases:
             token = secrets.token_urlsafe(18)
             ttl_ms = max(int(ttl * 1000), 1)
             if await store.backend.acquire_lease(namespace, key, token, ttl_ms):
+                # The holder may have Set the value (and freed the lease) since the lookup: a Set
+                # writes the value before it frees the lease, so looking again now sees it.
+                again = await store.get(namespace, key, fingerprint, count=False)
+                if isinstance(again, Hit):
+                    await store.backend.release_lease(namespace, key, token)
+                    self._signals.notify(namespace, key)
+                    store.count(namespace, again)
+                    return LeaseOutcome(again, None, waited)
                 store.count(namespace, lookup)
                 return LeaseOutcome(None, Lease(token, int(self._clock() * 1000) + ttl_ms), waited)
             left = ends - time.monotonic()

@@ -240,11 +240,11 @@ class MemoryBackend:
     # -- leases ----------------------------------------------------------------------------
 
     async def acquire_lease(self, namespace: str, key: str, token: str, ttl_ms: int) -> bool:
-        """Take the lease if it is free or lapsed."""
+        """Take the lease if it is free or lapsed (True too when ``token`` already holds it)."""
         now = self._now_ms()
         held = self._leases.get((namespace, key))
         if held is not None and held[1] > now:
-            return False
+            return held[0] == token
         self._leases[(namespace, key)] = (token, now + ttl_ms)
         return True
 

@@ -3,7 +3,7 @@
 Keys live under a configurable prefix ``P`` so several suites (or tests) share one Redis::
 
     P e:<namespace>:<key>     the entry blob (a string with PX expiry)
-    P l:<namespace>:<key>     the lease token of a missing key (SET NX PX)
+    P l:<namespace>:<key>     the lease token of a missing key (set only when free)
     P s:<namespace>:<path>    the keys made from one source file (a set, for invalidation by source)
 
 Reads (GET, MGET) and small writes are pipelined on one dedicated connection
@@ -38,6 +38,7 @@ log = logging.getLogger("mediasuite.cache.redis")
 T = TypeVar("T")
 
 _DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError)
+_TIMEOUTS = (redis_errors.TimeoutError, TimeoutError)
 _SCAN_COUNT = 1000
 # Writes up to this many bytes in all go over the pipelined connection; larger ones use the pool,
 # so a big value never delays the reads queued behind it.
@@ -48,6 +49,20 @@ _DELETE_CHUNK = 500
 _DELETE_IF_HEAD = """
 if redis.call('GETRANGE', KEYS[1], 0, string.len(ARGV[1]) - 1) == ARGV[1] then
   return redis.call('UNLINK', KEYS[1])
+end
+return 0
+"""
+# Take the lease KEYS[1] for token ARGV[1] (PX ARGV[2]) unless another token holds it. Taking it
+# again with the same token succeeds, so a call retried after a timeout (its first SET may have
+# landed) still knows it holds the lease.
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  return 1
 end
 return 0
 """
@@ -89,6 +104,7 @@ class RedisBackend:
         self._pipe = PipelinedConnection(url, timeout, tracer)
         self._delete_if_head = self._client.register_script(_DELETE_IF_HEAD)
         self._release = self._client.register_script(_RELEASE)
+        self._acquire = self._client.register_script(_ACQUIRE)
 
     @property
     def kind(self) -> BackendKind:
@@ -109,7 +125,9 @@ class RedisBackend:
         try:
             return await operation
         except _DOWN as error:
-            raise BackendDown(f"redis did not answer: {error!r}") from error
+            raise BackendDown(
+                f"redis did not answer: {error!r}", timed_out=isinstance(error, _TIMEOUTS)
+            ) from error
         except redis_errors.ResponseError as error:
             raise Unavailable(f"redis refused the operation: {error}") from error
 
@@ -118,7 +136,9 @@ class RedisBackend:
         try:
             yield
         except _DOWN as error:
-            raise BackendDown(f"redis did not answer: {error!r}") from error
+            raise BackendDown(
+                f"redis did not answer: {error!r}", timed_out=isinstance(error, _TIMEOUTS)
+            ) from error
         except redis_errors.ResponseError as error:
             raise Unavailable(f"redis refused the operation: {error}") from error
 
@@ -247,8 +267,8 @@ class RedisBackend:
     # -- leases ----------------------------------------------------------------------------
 
     async def acquire_lease(self, namespace: str, key: str, token: str, ttl_ms: int) -> bool:
-        """SET NX PX."""
-        taken = await self._call(self._client.set(self._lease_key(namespace, key), token, px=ttl_ms, nx=True))
+        """SET PX if free (or already held by this token), in one script call."""
+        taken = await self._call(self._acquire(keys=[self._lease_key(namespace, key)], args=[token, ttl_ms]))
         return bool(taken)
 
     async def release_lease(self, namespace: str, key: str, token: str) -> bool:

@@ -77,7 +77,12 @@ class _Protocol(asyncio.Protocol):
         while self.pending:
             future = self.pending.popleft()
             if not future.done():
-                future.set_exception(BackendDown(f"redis did not answer: {self.lost!r}"))
+                future.set_exception(
+                    BackendDown(
+                        f"redis did not answer: {self.lost!r}",
+                        timed_out=isinstance(self.lost, TimeoutError),
+                    )
+                )
         if self.transport is not None:
             self.transport.abort()
 
@@ -179,7 +184,9 @@ class PipelinedConnection:
         try:
             return await asyncio.shield(self._connecting)
         except (OSError, TimeoutError) as error:
-            raise BackendDown(f"redis did not answer: {error!r}") from error
+            raise BackendDown(
+                f"redis did not answer: {error!r}", timed_out=isinstance(error, TimeoutError)
+            ) from error
 
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 import redis
+from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mediasuite.cache.v1 import cache_service_pb2 as pb
@@ -135,6 +138,49 @@ async def test_changes_during_the_outage_replace_what_redis_still_holds(tmp_path
             await _until_recovered(cache)
             got = await stub.GetMany(pb.GetManyRequest(namespace=NS, keys=["a:1", "a:2", "b:1"]))
             assert [(r.found, r.value) for r in got.results] == [(False, b""), (False, b""), (True, b"new")]
+
+
+async def test_a_short_redis_pause_is_waited_out_not_failed_over(tmp_path: Path) -> None:
+    """A pause a little longer than the command timeout (what a starved process or a throttled
+    container also looks like) must not switch to memory: memory would miss every value and hand
+    out a second lease on a key whose lease Redis still holds."""
+    with private_redis(tmp_path) as server:
+        async with running_cache("redis", redis_url=server.url, CACHE_REDIS_TIMEOUT="300ms") as cache:
+            stub = cache.stub
+            await stub.SetMany(
+                pb.SetManyRequest(
+                    namespace=NS,
+                    entries=[pb.SetManyEntry(key=k, value=b"in redis") for k in ("kept", "gone")],
+                )
+            )
+            held = await stub.GetOrLease(pb.GetOrLeaseRequest(namespace=NS, key="computing"))
+            assert held.WhichOneof("outcome") == "lease"
+            assert server.popen is not None
+            server.popen.send_signal(signal.SIGSTOP)
+            # Resumed after 0.4 s (longer than the timeout, shorter than twice it) by a thread, so a
+            # busy event loop here cannot stretch the pause.
+            threading.Timer(0.4, server.popen.send_signal, (signal.SIGCONT,)).start()
+            deleted, got, second = await asyncio.gather(
+                stub.Delete(pb.DeleteRequest(namespace=NS, key="gone"), timeout=5),
+                stub.Get(pb.GetRequest(namespace=NS, key="kept"), timeout=5),
+                stub.GetOrLease(
+                    pb.GetOrLeaseRequest(namespace=NS, key="computing", wait_timeout=Duration(seconds=1)),
+                    timeout=5,
+                ),
+                return_exceptions=True,
+            )
+            stats = await stub.GetStats(pb.GetStatsRequest())
+            assert (stats.backend.degraded, stats.backend.failovers) == (False, 0), stats.backend.reason
+            # The delete happened (its reply may say deleted=false: the answer to its first
+            # attempt was lost to the timeout, and the repeat found nothing left to delete).
+            assert isinstance(deleted, pb.DeleteResponse)
+            assert isinstance(got, pb.GetResponse)
+            assert (got.found, got.value) == (True, b"in redis")
+            # The second caller waited for the lease holder instead of taking a lease of its own.
+            assert isinstance(second, grpc.aio.AioRpcError)
+            assert second.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "still computing under a lease" in (second.details() or "")
+            assert _raw(server, cache.prefix, "gone") is None
 
 
 async def test_starting_without_redis_serves_memory_until_redis_appears(tmp_path: Path) -> None:

@@ -39,13 +39,25 @@ async def _first_lease(
     raise AssertionError("no caller got the lease")
 
 
+async def _until_in_flight(cache: RunningCache, calls: int) -> None:
+    """Wait (up to 20 s) until the server has ``calls`` unary calls in flight."""
+    async with asyncio.timeout(20):
+        while True:
+            if cache.server.tracker.count >= calls:
+                return
+            await asyncio.sleep(0.01)
+
+
 async def test_fifty_concurrent_misses_one_lease_fortynine_values(cache: RunningCache) -> None:
     request = pb.GetOrLeaseRequest(
         namespace=NS, key="photo:42", wait_timeout=_seconds(20), lease_ttl=_seconds(20)
     )
     tasks = [asyncio.create_task(_call(cache.stub, request)) for _ in range(50)]
     holder = await _first_lease(tasks)
-    await asyncio.sleep(0.2)  # the others are waiting, not answered
+    # Set only once the other 49 calls are in the server, waiting (on a busy machine some reach it
+    # late; one that came after the Set would rightly get the value without waiting).
+    await _until_in_flight(cache, 49)
+    await asyncio.sleep(0.05)
     assert sum(t.done() for t in tasks) == 1
     token = holder.result().lease.token
     await cache.stub.Set(pb.SetRequest(namespace=NS, key="photo:42", value=b"score=87", lease_token=token))
