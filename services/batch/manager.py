@@ -77,6 +77,8 @@ class BatchManager:
                 for batch_id in ids:
                     if batch_id in self._tasks:
                         continue
+                    # A batch submitted meanwhile may be listed and get its runner during this read:
+                    # _schedule checks again, with no await between the check and the registration.
                     record = await self.journal.get(batch_id)
                     spec = self.decode_spec(record.spec)
                     lost = self._lost.pop(batch_id, "")
@@ -158,6 +160,10 @@ class BatchManager:
         return record, True
 
     def _schedule(self, record: BatchRecord, spec: BatchSpec, resumed: str) -> None:
+        """Run the batch, unless this process already runs it: one runner per batch at a time (two
+        would clear each other's selection and record items twice)."""
+        if record.id in self._tasks:
+            return
         runner = Runner(self.deps, record, spec, self.make_worker(spec))
         self._runners[record.id] = runner
         task = asyncio.create_task(self._drive(runner, resumed, spec.idempotency_key))
@@ -166,6 +172,11 @@ class BatchManager:
     async def _drive(self, runner: Runner, resumed: str, idempotency_key: str) -> None:
         acquired = False
         try:
+            # Start from the journal as it is now that this runner is registered, not from the record
+            # read before: a runner of the same batch that ended in between wrote all it had to first.
+            runner.record = await self.journal.get(runner.id)
+            if runner.record.state in TERMINAL:
+                return
             if runner.record.state in ("queued", "running", "paused") and not runner.record.cancel_requested:
                 waiter = asyncio.create_task(self._batch_slots.acquire(runner.record.priority))
                 stopped = asyncio.create_task(runner.stopped())
