@@ -236,6 +236,7 @@ def _print_ready(children: list[Child], run: Run, elapsed: float, sample: Sample
     line(f"Prometheus metrics: http://{env.get('MONITOR_HTTP_LISTEN', '127.0.0.1:9464')}/metrics")
     redis = env.get("REDIS_URL") or "none: the cache keeps entries in memory (set REDIS_URL to use Redis)"
     line(f"Redis: {redis}")
+    _print_tls(run.client_tls)
     media = Path(env["PROCESSING_MEDIA_ROOT"]).expanduser().resolve()
     derived = Path(env["PROCESSING_DERIVED_ROOT"]).expanduser().resolve()
     line(f"Media library: {media}")
@@ -257,7 +258,6 @@ def _print_ready(children: list[Child], run: Run, elapsed: float, sample: Sample
     elif run.access.mode == "configured":
         line(f"  (the curl command below reads one of your keys from ${KEY_ENV})")
     line("Try next:")
-    _print_tls(run.client_tls)
     mediactl = mediactl_command() + (f" --tls {run.tls_dir}" if run.tls_dir is not None else "")
     for command in try_next(env, run.access, sample=has_sample, mediactl=mediactl):
         line(f"  {command}", markup=False)
@@ -531,20 +531,24 @@ def process_settings() -> dict[str, list[Setting]]:
 
 
 def configuration_table() -> str:
-    """Every environment variable of every process as a Markdown table (the README's table)."""
-    rows: dict[str, tuple[Setting, list[str]]] = {}
+    """Every environment variable of every process as a Markdown table (the README's table).
+
+    A variable that processes read with different defaults or meanings (REDIS_URL) gets one row
+    per reading, next to each other, so no process's default is shown as another's.
+    """
+    rows: dict[str, dict[Setting, list[str]]] = {}
     settings = process_settings()
     for name, described in settings.items():
         for setting in described:
             default = setting.default.replace(f"mediasuite-{name}", "mediasuite-<process>")
-            rows.setdefault(setting.name, (Setting(setting.name, default, setting.meaning), []))[1].append(
-                name
-            )
+            reading = Setting(setting.name, default, setting.meaning)
+            rows.setdefault(setting.name, {}).setdefault(reading, []).append(name)
     lines = ["| variable | default | read by | meaning |", "|---|---|---|---|"]
-    for setting, users in rows.values():
-        read_by = "all" if len(users) == len(settings) else ", ".join(users)
-        default = f"`{setting.default}`" if setting.default else "(unset)"
-        lines.append(f"| `{setting.name}` | {default} | {read_by} | {setting.meaning} |")
+    for readings in rows.values():
+        for setting, users in readings.items():
+            read_by = "all" if len(users) == len(settings) else ", ".join(users)
+            default = f"`{setting.default}`" if setting.default else "(unset)"
+            lines.append(f"| `{setting.name}` | {default} | {read_by} | {setting.meaning} |")
     return "\n".join(lines)
 
 

@@ -237,7 +237,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if isinstance(error, NotImplementedError):
             detail = str(error)
             if detail in ("", "Method not implemented!"):  # the generated base servicer's text
-                detail = "this capability is not built yet (see the README's status table)"
+                detail = "this capability is not built yet (the README says what is)"
             return _Status(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet: {detail}")
         if isinstance(error, TimeoutError):
             return _Status(grpc.StatusCode.DEADLINE_EXCEEDED, f"{method} ran out of time: {error}")
