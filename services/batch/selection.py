@@ -19,7 +19,8 @@ from pathlib import Path, PurePosixPath
 from services.batch.catalog import item_id
 from services.batch.catalog_store import CatalogStore
 from services.batch.model import BatchSpec, ImportParams
-from services.runtime.errors import FieldViolation, InvalidArgument, LimitExceeded, NotFound, PermissionDenied
+from services.runtime.errors import FieldViolation, InvalidArgument, LimitExceeded
+from services.runtime.paths import confine
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -76,32 +77,7 @@ class MediaRoot:
 
     def resolve(self, relative: str, field: str, *, directory: bool = False) -> Path:
         """The real path of ``relative``: PERMISSION_DENIED outside the root, NOT_FOUND when absent."""
-        if "\x00" in relative:
-            raise InvalidArgument(f"{field} contains a NUL character", field=field)
-        posix = PurePosixPath(relative.replace("\\", "/"))
-        if posix.is_absolute() or (len(relative) > 1 and relative[1] == ":"):
-            raise PermissionDenied(
-                f"{field} {relative!r} is absolute: give a path relative to the media root",
-                reason="PATH_OUTSIDE_ROOT",
-                metadata={"field": field},
-            )
-        if ".." in posix.parts:
-            raise PermissionDenied(
-                f"{field} {relative!r} contains '..': paths may not leave the media root",
-                reason="PATH_OUTSIDE_ROOT",
-                metadata={"field": field},
-            )
-        real = Path(os.path.realpath(self.real / posix))
-        if real != self.real and self.real not in real.parents:
-            raise PermissionDenied(
-                f"{field} {relative!r} leads outside the media root (through a symlink)",
-                reason="PATH_OUTSIDE_ROOT",
-                metadata={"field": field},
-            )
-        try:
-            info = real.stat()
-        except OSError:
-            raise NotFound(f"{field} {relative!r} does not exist under the media root") from None
+        real, info = confine(self.real, relative, field)
         if directory and not stat.S_ISDIR(info.st_mode):
             raise InvalidArgument(f"{field} {relative!r} is not a directory", field=field)
         if not directory and not stat.S_ISREG(info.st_mode):

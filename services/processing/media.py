@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from services.processing.limits import Limits
-from services.runtime.errors import InvalidArgument, NotFound, PermissionDenied
+from services.runtime.errors import InvalidArgument, NotFound
+from services.runtime.paths import confine
 
 __all__ = ["HashMemo", "MediaRoot", "Source", "content_hash", "read_source"]
 
@@ -72,32 +73,7 @@ class MediaRoot:
         """A path under the root: PERMISSION_DENIED for absolute paths, ``..`` and symlinks leaving it."""
         if not relative or "\x00" in relative:
             raise InvalidArgument(f"{field} must be a non-empty path without NUL characters", field=field)
-        posix = PurePosixPath(relative.replace("\\", "/"))
-        if posix.is_absolute() or (len(relative) > 1 and relative[1] == ":"):
-            raise PermissionDenied(
-                f"{field} {relative!r} is absolute: give a path relative to the media root",
-                reason="PATH_OUTSIDE_ROOT",
-                metadata={"field": field},
-            )
-        if ".." in posix.parts:
-            raise PermissionDenied(
-                f"{field} {relative!r} contains '..': paths may not leave the media root",
-                reason="PATH_OUTSIDE_ROOT",
-                metadata={"field": field},
-            )
-        real = Path(os.path.realpath(self._real_root / posix))
-        if real != self._real_root and self._real_root not in real.parents:
-            raise PermissionDenied(
-                f"{field} {relative!r} leads outside the media root (through a symlink)",
-                reason="PATH_OUTSIDE_ROOT",
-                metadata={"field": field},
-            )
-        try:
-            info = real.stat()
-        except FileNotFoundError:
-            raise NotFound(f"{field} {relative!r} does not exist under the media root") from None
-        except OSError as error:
-            raise NotFound(f"{field} {relative!r} cannot be read: {error.strerror}") from None
+        real, info = confine(self._real_root, relative, field)
         if not stat.S_ISREG(info.st_mode):
             raise InvalidArgument(f"{field} {relative!r} is not a regular file", field=field)
         if info.st_size > self._limits.max_file_bytes:
@@ -107,7 +83,7 @@ class MediaRoot:
         return Source(
             field,
             path=str(real),
-            relative_path=str(posix),
+            relative_path=str(PurePosixPath(relative.replace("\\", "/"))),
             size_bytes=info.st_size,
             mtime_ns=info.st_mtime_ns,
         )
