@@ -3,9 +3,11 @@ under the service's media root (``--remote``), writing the result to a file."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +24,9 @@ from services.cli.help import Choice, SuiteGroup
 __all__ = ["process"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+Q = TypeVar("Q", bound=Message)
+R = TypeVar("R", bound=Message)
+_Stub = processing_service_pb2_grpc.ProcessingServiceStub
 _MAX_MESSAGE = 64 * 1024**2
 _FORMATS = {
     name.removeprefix("IMAGE_FORMAT_").lower(): value for name, value in pb.ImageFormat.items() if value
@@ -43,7 +48,7 @@ _EXTENSIONS = {
 
 
 @contextmanager
-def _stub(ctx: click.Context) -> Iterator[processing_service_pb2_grpc.ProcessingServiceStub]:
+def _stub(ctx: click.Context) -> Iterator[_Stub]:
     address = ctx.obj.addresses["processing"]
     options = [
         ("grpc.max_receive_message_length", _MAX_MESSAGE),
@@ -51,7 +56,7 @@ def _stub(ctx: click.Context) -> Iterator[processing_service_pb2_grpc.Processing
     ]
     with ctx.obj.channel(address, options) as channel:
         try:
-            yield processing_service_pb2_grpc.ProcessingServiceStub(channel)
+            yield _Stub(channel)
         except grpc.RpcError as error:
             code = error.code()
             hint = {
@@ -64,6 +69,13 @@ def _stub(ctx: click.Context) -> Iterator[processing_service_pb2_grpc.Processing
             raise click.ClickException(
                 f"{code.name}: {error.details()}" + (f"\n  hint: {hint}" if hint else "")
             ) from None
+
+
+def _call(ctx: click.Context, rpc: Callable[[_Stub], grpc.UnaryUnaryMultiCallable[Q, R]], request: Q) -> R:
+    """One call of ``rpc`` (picked from the stub) with the command line's timeout; failures as
+    click errors with a hint."""
+    with _stub(ctx) as stub:
+        return rpc(stub)(request, timeout=ctx.obj.timeout)
 
 
 def _media(source: str, remote: bool) -> media_pb2.MediaRef:
@@ -101,12 +113,61 @@ def _show(message: Message) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
-def _common(func: F) -> F:
-    """Options every image operation shares."""
+def _source(func: F) -> F:
+    """The SOURCE argument and --remote, which every command takes."""
+    remote = click.option("--remote", is_flag=True, help="SOURCE is a path under the service's media root.")
+    return click.argument("source")(remote(func))
+
+
+@dataclass(frozen=True)
+class _ImageJob:
+    """What every image operation shares: its source, how the result is encoded, where it goes."""
+
+    source: str
+    remote: bool
+    output: Path | None
+    fmt: str | None
+    encode: pb.EncodeOptions
+
+    def media(self) -> media_pb2.MediaRef:
+        """The source to send (a local one is read here)."""
+        return _media(self.source, self.remote)
+
+    def write(self, output: media_pb2.Output, operation: str) -> Path:
+        """Write ``output`` to --output, else to ``<source stem>.<operation>.<ext>`` here."""
+        return _write(output, self.source, operation, self.output)
+
+    def report(self, reply: Any, operation: str) -> None:
+        """Write the reply's image and say what was written."""
+        written = self.write(reply.output, operation)
+        info = reply.output
+        cached = " (cached)" if reply.operation.cached else ""
+        click.echo(
+            f"wrote {written}: {info.width}x{info.height} {info.media_type}, {info.size_bytes} bytes{cached}"
+        )
+
+
+def _image_options(func: Callable[..., None]) -> Callable[..., None]:
+    """Options every image operation shares; the command receives them as one ``job``."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        source: str,
+        remote: bool,
+        output: Path | None,
+        fmt: str | None,
+        quality: int,
+        progressive: bool,
+        metadata: str,
+        **options: Any,
+    ) -> None:
+        encode = _encode(fmt, quality, progressive, metadata)
+        func(*args, job=_ImageJob(source, remote, output, fmt, encode), **options)
+
     for decorator in reversed(
         [
-            click.argument("source"),
-            click.option("--remote", is_flag=True, help="SOURCE is a path under the service's media root."),
+            _source,
             click.option(
                 "-o",
                 "--output",
@@ -121,17 +182,8 @@ def _common(func: F) -> F:
             click.option("--metadata", type=Choice(sorted(_METADATA)), default="strip", show_default=True),
         ]
     ):
-        func = decorator(func)
-    return func
-
-
-def _image_result(reply: Any, source: str, operation: str, output: Path | None) -> None:
-    written = _write(reply.output, source, operation, output)
-    info = reply.output
-    cached = " (cached)" if reply.operation.cached else ""
-    click.echo(
-        f"wrote {written}: {info.width}x{info.height} {info.media_type}, {info.size_bytes} bytes{cached}"
-    )
+        command = decorator(command)
+    return command
 
 
 @click.group(cls=SuiteGroup)
@@ -147,8 +199,7 @@ def process() -> None:
 
 
 @process.command()
-@click.argument("source")
-@click.option("--remote", is_flag=True, help="SOURCE is a path under the service's media root.")
+@_source
 @click.option("--hash", "content_hash", is_flag=True, help="Compute the sha256 content hash.")
 @click.option("--phash", is_flag=True, help="Compute the perceptual hash.")
 @click.option("--raw-exif", is_flag=True, help="Every EXIF tag.")
@@ -163,8 +214,7 @@ def probe(
     request = pb.ProbeRequest(
         media=_media(source, remote), content_hash=content_hash, perceptual_hash=phash, raw_exif=raw_exif
     )
-    with _stub(ctx) as stub:
-        _show(stub.Probe(request, timeout=ctx.obj.timeout))
+    _show(_call(ctx, lambda stub: stub.Probe, request))
 
 
 def _size(text: str | None) -> pb.Size | None:
@@ -177,7 +227,7 @@ def _size(text: str | None) -> pb.Size | None:
 
 
 @process.command()
-@_common
+@_image_options
 @click.option("--preset", default=None, help="A configured preset (tiny, small, medium, large, gallery).")
 @click.option("--size", default=None, help="An explicit box WIDTHxHEIGHT (320x200, 320x, x200).")
 @click.option("--fit", type=Choice(sorted(_FITS)), default="contain", show_default=True)
@@ -187,13 +237,7 @@ def _size(text: str | None) -> pb.Size | None:
 def thumbnail(
     ctx: click.Context,
     *,
-    source: str,
-    remote: bool,
-    output: Path | None,
-    fmt: str | None,
-    quality: int,
-    progressive: bool,
-    metadata: str,
+    job: _ImageJob,
     preset: str | None,
     size: str | None,
     fit: str,
@@ -206,75 +250,47 @@ def thumbnail(
     """
     box = _size(size)
     request = pb.ThumbnailRequest(
-        media=_media(source, remote),
+        media=job.media(),
         fit=_FITS[fit],
         gravity=_GRAVITIES[gravity],
         allow_upscale=upscale,
-        encode=_encode(fmt, quality, progressive, metadata),
+        encode=job.encode,
     )
     if box is not None:
         request.size.CopyFrom(box)
     else:
         request.preset = preset or "medium"
-    with _stub(ctx) as stub:
-        _image_result(stub.Thumbnail(request, timeout=ctx.obj.timeout), source, "thumbnail", output)
+    job.report(_call(ctx, lambda stub: stub.Thumbnail, request), "thumbnail")
 
 
 @process.command()
-@_common
+@_image_options
 @click.pass_context
-def convert(
-    ctx: click.Context,
-    *,
-    source: str,
-    remote: bool,
-    output: Path | None,
-    fmt: str | None,
-    quality: int,
-    progressive: bool,
-    metadata: str,
-) -> None:
+def convert(ctx: click.Context, *, job: _ImageJob) -> None:
     """The image in another format (--format is required).
 
     Example: mediactl process convert scan.tiff --format webp -o scan.webp
     """
-    if not fmt:
+    if not job.fmt:
         raise click.UsageError("--format is required for convert")
-    request = pb.ConvertRequest(
-        media=_media(source, remote), encode=_encode(fmt, quality, progressive, metadata)
-    )
-    with _stub(ctx) as stub:
-        _image_result(stub.Convert(request, timeout=ctx.obj.timeout), source, "convert", output)
+    request = pb.ConvertRequest(media=job.media(), encode=job.encode)
+    job.report(_call(ctx, lambda stub: stub.Convert, request), "convert")
 
 
 @process.command()
-@_common
+@_image_options
 @click.option(
     "--min-ssim", type=click.FloatRange(0, 1), default=0.0, help="Smallest similarity kept (default 0.98)."
 )
 @click.pass_context
-def optimize(
-    ctx: click.Context,
-    *,
-    source: str,
-    remote: bool,
-    output: Path | None,
-    fmt: str | None,
-    quality: int,
-    progressive: bool,
-    metadata: str,
-    min_ssim: float,
-) -> None:
+def optimize(ctx: click.Context, *, job: _ImageJob, min_ssim: float) -> None:
     """Smaller with no visible loss; never larger than the input.
 
     Example: mediactl process optimize photo.jpg -o photo.small.jpg
     """
-    request = pb.OptimizeRequest(
-        media=_media(source, remote), encode=_encode(fmt, quality, progressive, metadata), min_ssim=min_ssim
-    )
-    with _stub(ctx) as stub:
-        reply = stub.Optimize(request, timeout=ctx.obj.timeout)
-    written = _write(reply.output, source, "optimized", output)
+    request = pb.OptimizeRequest(media=job.media(), encode=job.encode, min_ssim=min_ssim)
+    reply = _call(ctx, lambda stub: stub.Optimize, request)
+    written = job.write(reply.output, "optimized")
     verdict = (
         "kept the original (nothing smaller)"
         if reply.returned_original
@@ -287,24 +303,19 @@ def optimize(
 
 
 @process.command()
-@click.argument("source")
-@click.option("--remote", is_flag=True, help="SOURCE is a path under the service's media root.")
+@_source
 @click.pass_context
 def analyze(ctx: click.Context, *, source: str, remote: bool) -> None:
     """Quality scores, named issues and a 0-100 score, as JSON.
 
     Example: mediactl process analyze photo.jpg
     """
-    with _stub(ctx) as stub:
-        _show(
-            stub.AnalyzeQuality(
-                pb.AnalyzeQualityRequest(media=_media(source, remote)), timeout=ctx.obj.timeout
-            )
-        )
+    request = pb.AnalyzeQualityRequest(media=_media(source, remote))
+    _show(_call(ctx, lambda stub: stub.AnalyzeQuality, request))
 
 
 @process.command()
-@_common
+@_image_options
 @click.option(
     "--step", "steps", multiple=True, type=Choice(sorted(_STEPS)), help="A step, in order (repeat)."
 )
@@ -312,60 +323,29 @@ def analyze(ctx: click.Context, *, source: str, remote: bool) -> None:
     "--strength", type=click.FloatRange(0, 1), default=0.0, help="Sharpen/denoise strength (default 0.5)."
 )
 @click.pass_context
-def enhance(
-    ctx: click.Context,
-    *,
-    source: str,
-    remote: bool,
-    output: Path | None,
-    fmt: str | None,
-    quality: int,
-    progressive: bool,
-    metadata: str,
-    steps: tuple[str, ...],
-    strength: float,
-) -> None:
+def enhance(ctx: click.Context, *, job: _ImageJob, steps: tuple[str, ...], strength: float) -> None:
     """Enhancement steps (default: auto-orient, auto-contrast).
 
     Example: mediactl process enhance dark.jpg --step auto-contrast --step sharpen -o better.jpg
     """
     request = pb.EnhanceRequest(
-        media=_media(source, remote),
-        steps=[_STEPS[s] for s in steps],
-        strength=strength,
-        encode=_encode(fmt, quality, progressive, metadata),
+        media=job.media(), steps=[_STEPS[s] for s in steps], strength=strength, encode=job.encode
     )
-    with _stub(ctx) as stub:
-        _image_result(stub.Enhance(request, timeout=ctx.obj.timeout), source, "enhanced", output)
+    job.report(_call(ctx, lambda stub: stub.Enhance, request), "enhanced")
 
 
 @process.command()
-@_common
+@_image_options
 @click.option("--rect", default=None, help="X,Y,WIDTH,HEIGHT in upright pixels.")
 @click.option("--aspect", default=None, help="A ratio W:H, placed by --gravity.")
 @click.option("--gravity", type=Choice(sorted(_GRAVITIES)), default="center", show_default=True)
 @click.pass_context
-def crop(
-    ctx: click.Context,
-    *,
-    source: str,
-    remote: bool,
-    output: Path | None,
-    fmt: str | None,
-    quality: int,
-    progressive: bool,
-    metadata: str,
-    rect: str | None,
-    aspect: str | None,
-    gravity: str,
-) -> None:
+def crop(ctx: click.Context, *, job: _ImageJob, rect: str | None, aspect: str | None, gravity: str) -> None:
     """Crop to a rectangle or an aspect ratio.
 
     Example: mediactl process crop photo.jpg --aspect 16:9 --gravity attention -o wide.jpg
     """
-    request = pb.CropRequest(
-        media=_media(source, remote), encode=_encode(fmt, quality, progressive, metadata)
-    )
+    request = pb.CropRequest(media=job.media(), encode=job.encode)
     try:
         if rect:
             x, y, w, h = (int(v) for v in rect.split(","))
@@ -379,13 +359,11 @@ def crop(
             raise click.UsageError("give --rect X,Y,W,H or --aspect W:H")
     except ValueError:
         raise click.BadParameter("--rect needs four whole numbers X,Y,W,H; --aspect two, W:H") from None
-    with _stub(ctx) as stub:
-        reply = stub.Crop(request, timeout=ctx.obj.timeout)
-    _image_result(reply, source, "cropped", output)
+    job.report(_call(ctx, lambda stub: stub.Crop, request), "cropped")
 
 
 @process.command()
-@_common
+@_image_options
 @click.option("--text", default=None, help="Text of the mark.")
 @click.option("--image", "overlay", default=None, help="A local image (or --remote path) laid over instead.")
 @click.option("--position", type=Choice(sorted(_GRAVITIES)), default="south_east", show_default=True)
@@ -396,13 +374,7 @@ def crop(
 def watermark(
     ctx: click.Context,
     *,
-    source: str,
-    remote: bool,
-    output: Path | None,
-    fmt: str | None,
-    quality: int,
-    progressive: bool,
-    metadata: str,
+    job: _ImageJob,
     text: str | None,
     overlay: str | None,
     position: str,
@@ -415,25 +387,23 @@ def watermark(
     Example: mediactl process watermark photo.jpg --text "(c) 2025 Ada" --opacity 0.6 -o marked.jpg
     """
     request = pb.WatermarkRequest(
-        media=_media(source, remote),
+        media=job.media(),
         position=_GRAVITIES[position],
         opacity=opacity,
         tile=tile,
-        encode=_encode(fmt, quality, progressive, metadata),
+        encode=job.encode,
     )
     if text:
         request.text.CopyFrom(pb.TextMark(text=text, color=color))
     elif overlay:
-        request.image.CopyFrom(_media(overlay, remote))
+        request.image.CopyFrom(_media(overlay, job.remote))
     else:
         raise click.UsageError("give --text or --image")
-    with _stub(ctx) as stub:
-        _image_result(stub.Watermark(request, timeout=ctx.obj.timeout), source, "marked", output)
+    job.report(_call(ctx, lambda stub: stub.Watermark, request), "marked")
 
 
 @process.command("video-probe")
-@click.argument("source")
-@click.option("--remote", is_flag=True, help="SOURCE is a path under the service's media root.")
+@_source
 @click.option("--hash", "content_hash", is_flag=True, help="Compute the sha256 content hash.")
 @click.pass_context
 def video_probe(ctx: click.Context, *, source: str, remote: bool, content_hash: bool) -> None:
@@ -441,17 +411,12 @@ def video_probe(ctx: click.Context, *, source: str, remote: bool, content_hash: 
 
     Example: mediactl process video-probe clip.mp4
     """
-    with _stub(ctx) as stub:
-        _show(
-            stub.ProbeVideo(
-                pb.ProbeVideoRequest(media=_media(source, remote), content_hash=content_hash),
-                timeout=ctx.obj.timeout,
-            )
-        )
+    request = pb.ProbeVideoRequest(media=_media(source, remote), content_hash=content_hash)
+    _show(_call(ctx, lambda stub: stub.ProbeVideo, request))
 
 
 @process.command("video-thumbnail")
-@_common
+@_image_options
 @click.option(
     "--at",
     "at_seconds",
@@ -462,25 +427,13 @@ def video_probe(ctx: click.Context, *, source: str, remote: bool, content_hash: 
 @click.option("--size", default=None, help="Box WIDTHxHEIGHT (default: the medium preset).")
 @click.pass_context
 def video_thumbnail(
-    ctx: click.Context,
-    *,
-    source: str,
-    remote: bool,
-    output: Path | None,
-    fmt: str | None,
-    quality: int,
-    progressive: bool,
-    metadata: str,
-    at_seconds: float | None,
-    size: str | None,
+    ctx: click.Context, *, job: _ImageJob, at_seconds: float | None, size: str | None
 ) -> None:
     """A thumbnail of a video frame.
 
     Example: mediactl process video-thumbnail clip.mp4 --at 12.5 -o poster.jpg
     """
-    request = pb.VideoThumbnailRequest(
-        media=_media(source, remote), encode=_encode(fmt, quality, progressive, metadata)
-    )
+    request = pb.VideoThumbnailRequest(media=job.media(), encode=job.encode)
     box = _size(size)
     if box is not None:
         request.size.CopyFrom(box)
@@ -490,15 +443,13 @@ def video_thumbnail(
         )
     else:
         request.representative = True
-    with _stub(ctx) as stub:
-        reply = stub.VideoThumbnail(request, timeout=ctx.obj.timeout)
-    _image_result(reply, source, "poster", output)
+    reply = _call(ctx, lambda stub: stub.VideoThumbnail, request)
+    job.report(reply, "poster")
     click.echo(f"frame at {reply.frame_timestamp.ToNanoseconds() / 1e9:.3f}s")
 
 
 @process.command("video-validate")
-@click.argument("source")
-@click.option("--remote", is_flag=True, help="SOURCE is a path under the service's media root.")
+@_source
 @click.option("--max-errors", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.pass_context
 def video_validate(ctx: click.Context, *, source: str, remote: bool, max_errors: int) -> None:
@@ -507,8 +458,7 @@ def video_validate(ctx: click.Context, *, source: str, remote: bool, max_errors:
     Example: mediactl process video-validate clip.mp4 --max-errors 5
     """
     request = pb.ValidateVideoRequest(media=_media(source, remote), max_errors=max_errors)
-    with _stub(ctx) as stub:
-        reply = stub.ValidateVideo(request, timeout=ctx.obj.timeout)
+    reply = _call(ctx, lambda stub: stub.ValidateVideo, request)
     _show(reply)
     if not reply.valid:
         raise click.ClickException(
