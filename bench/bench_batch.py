@@ -38,11 +38,10 @@ from pathlib import Path
 import grpc
 import psutil
 import redis
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
 from bench.photos import photo_set
-from bench.procs import free_port
+from bench.procs import free_port, suite_process
 from bench.report import Row, ratio_row
 from bench.tools import ToolError, ensure_apt_tool
 from mediasuite.batch.v1 import batch_service_pb2 as bpb
@@ -53,7 +52,6 @@ from services.batch.catalog import CatalogItem, index_members, item_id
 from services.batch.catalog_store import CatalogStore
 
 ROOT = Path(".bench/batch")
-BIN = Path(sys.executable).parent
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 IMPORT_FILES = 10_000
 PHOTOS = 300
@@ -108,45 +106,12 @@ def _photo_tree() -> Path:
     return tree
 
 
-def _wait_serving(address: str, popen: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if popen.poll() is not None:
-                raise RuntimeError(f"{log.name} exited: {log.read_text()[-2000:]}")
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5).status == 1:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"{log.name} did not become ready")
-
-
 @contextlib.contextmanager
 def _process(
     name: str, tag: str, cpus: set[int] | None = None, **env: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    address = f"127.0.0.1:{free_port()}"
-    full = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    full.update({f"{name.upper()}_LISTEN": address, "LOG_LEVEL": "warning", **env})
-    log = ROOT / f"{name}-{tag}.log"
-    with log.open("wb") as out:
-        pinned = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
-        popen = subprocess.Popen(
-            [*pinned, str(BIN / f"mediasuite-{name}")], env=full, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_serving(address, popen, log)
-        yield address, popen
-    finally:
-        popen.terminate()
-        try:
-            popen.wait(30)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
+    with suite_process(name, ROOT / f"{name}-{tag}.log", env, cpus) as running:
+        yield running
 
 
 class PeakRss:

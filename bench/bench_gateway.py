@@ -21,14 +21,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
-
-from bench.echo_server import VALUE
+from bench.echo_server import VALUE, echo_process, measure_get
 from bench.http_client import HttpConnection
 from bench.load import Latency, measure_latency, measure_throughput
-from bench.procs import free_port, server_process
+from bench.procs import free_port
 from bench.report import Row, ratio_row
-from mediasuite.cache.v1 import cache_service_pb2, cache_service_pb2_grpc
 
 SEQUENTIAL_CALLS = 3000
 CONCURRENT_CALLS = 20000
@@ -76,21 +73,6 @@ async def _probe(port: int) -> None:
         await connection.close()
 
 
-async def _direct(address: str) -> tuple[Latency, float]:
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = cache_service_pb2_grpc.CacheServiceStub(channel)
-        request = cache_service_pb2.GetRequest(namespace="bench", key="k")
-
-        async def call() -> object:
-            reply = await stub.Get(request)
-            assert reply.value == VALUE
-            return reply
-
-        latency = await measure_latency(call, SEQUENTIAL_CALLS)
-        rate = await measure_throughput(call, CONCURRENT_CALLS, CONCURRENCY)
-    return latency, rate
-
-
 async def _through_gateway(port: int) -> tuple[Latency, float]:
     single = await HttpConnection.open("127.0.0.1", port)
     status, body = await single.get(PATH)
@@ -127,12 +109,12 @@ async def _through_gateway(port: int) -> tuple[Latency, float]:
 
 def run() -> list[Row]:
     """Measure direct gRPC and the gateway against one echo server; return the rows."""
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    with server_process(["-m", "bench.echo_server", "--mode", "runtime", "--port", str(port)], address):
+    with echo_process("runtime") as address:
         with gateway_process(address) as http_port:
             gateway_latency, gateway_rate = asyncio.run(_through_gateway(http_port))
-        direct_latency, direct_rate = asyncio.run(_direct(address))
+        direct_latency, direct_rate = asyncio.run(
+            measure_get(address, SEQUENTIAL_CALLS, CONCURRENT_CALLS, CONCURRENCY)
+        )
     added = gateway_latency.p50_ms - direct_latency.p50_ms
     added_p99 = gateway_latency.p99_ms - direct_latency.p99_ms
     return [

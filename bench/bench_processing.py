@@ -32,7 +32,7 @@ import httpx
 from PIL import Image, ImageOps
 
 from bench.photos import make_photo, photo_set
-from bench.procs import free_port
+from bench.procs import free_port, pinned, suite_process
 from bench.report import Row, ratio_row
 from bench.tools import ToolError, ensure_apt_tool, ensure_thumbor
 from mediasuite.common.v1 import media_pb2
@@ -53,14 +53,8 @@ QUALITY = 85
 CONCURRENCY = 3
 SERVICE_CORE = {0}
 CLIENT_CORE = {1}
-BIN = Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin"
 
 Notes = list[str]
-
-
-def _pinned(cpus: set[int] | None) -> list[str]:
-    """A command prefix that runs the command on ``cpus`` only (none: anywhere)."""
-    return ["taskset", "-c", ",".join(str(c) for c in sorted(cpus))] if cpus else []
 
 
 @contextlib.contextmanager
@@ -73,54 +67,19 @@ def _affinity(cpus: set[int]) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-def _wait_grpc(address: str, popen: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    with grpc.insecure_channel(address) as channel:
-        stub = processing_service_pb2_grpc.ProcessingServiceStub(channel)
-        while time.monotonic() < deadline:
-            if popen.poll() is not None:
-                raise RuntimeError(f"processing service exited: {log.read_text()[-2000:]}")
-            try:
-                stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=1)
-                return
-            except grpc.RpcError:
-                time.sleep(0.1)
-    raise RuntimeError("processing service did not start")
-
-
 @contextlib.contextmanager
 def _service(workers: int, mode: str = "process", cpus: set[int] | None = None) -> Iterator[tuple[str, int]]:
     """A mediasuite-processing process over the benchmark photos; yields (address, pid)."""
-    address = f"127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(
-        PROCESSING_LISTEN=address,
-        PROCESSING_MEDIA_ROOT=str(ROOT.resolve()),
-        PROCESSING_DERIVED_ROOT=str((ROOT / "derived").resolve()),
-        PROCESSING_WORKERS=str(workers),
-        PROCESSING_WORKER_MODE=mode,
-        PROCESSING_CACHE="false",
-        PROCESSING_QUEUE_SIZE="256",
-        LOG_LEVEL="warning",
-    )
-    log = ROOT / f"service-{workers}-{mode}.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            [*_pinned(cpus), str(BIN / "mediasuite-processing")],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_grpc(address, popen, log)
+    env = {
+        "PROCESSING_MEDIA_ROOT": str(ROOT.resolve()),
+        "PROCESSING_DERIVED_ROOT": str((ROOT / "derived").resolve()),
+        "PROCESSING_WORKERS": str(workers),
+        "PROCESSING_WORKER_MODE": mode,
+        "PROCESSING_CACHE": "false",
+        "PROCESSING_QUEUE_SIZE": "256",
+    }
+    with suite_process("processing", ROOT / f"service-{workers}-{mode}.log", env, cpus) as (address, popen):
         yield address, popen.pid
-    finally:
-        popen.terminate()
-        try:
-            popen.wait(20)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
 
 
 def _thumb_request(name: str) -> pb.ThumbnailRequest:
@@ -193,7 +152,7 @@ def _run_measured(command: list[str], cpus: set[int], env: dict[str, str] | None
     """Wall seconds and peak RSS (bytes) of a command pinned to ``cpus``."""
     started = time.perf_counter()
     popen = subprocess.Popen(
-        [*_pinned(cpus), *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*pinned(cpus), *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     _, status, usage = os.wait4(popen.pid, 0)
     elapsed = time.perf_counter() - started
@@ -222,7 +181,7 @@ def _vips_rss(vips: str, path: Path) -> int:
     with tempfile.TemporaryDirectory() as out:
         env = {**os.environ, "VIPS_CONCURRENCY": "1"}
         command = [vips, "-s", f"{EDGE}x{EDGE}", "-o", f"{out}/%s.jpg[Q={QUALITY}]", *[str(path)] * 8]
-        popen = subprocess.Popen([*_pinned(SERVICE_CORE), *command], env=env)
+        popen = subprocess.Popen([*pinned(SERVICE_CORE), *command], env=env)
         while popen.poll() is None:
             with contextlib.suppress(OSError, StopIteration, ValueError):
                 status = Path(f"/proc/{popen.pid}/status").read_text()
@@ -255,7 +214,7 @@ def _thumbor(thumbor: Path, paths: list[Path], notes: Notes) -> Iterator[str]:
     log = (ROOT / "thumbor.log").open("wb")
     popen = subprocess.Popen(
         [
-            *_pinned(SERVICE_CORE),
+            *pinned(SERVICE_CORE),
             str(thumbor),
             "-p",
             str(port),

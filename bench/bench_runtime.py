@@ -9,39 +9,18 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
-
-from bench.echo_server import VALUE
-from bench.load import Latency, measure_latency, measure_throughput
-from bench.procs import free_port, server_process
+from bench.echo_server import echo_process, measure_get
+from bench.load import Latency
 from bench.report import Row, ratio_row
-from mediasuite.cache.v1 import cache_service_pb2, cache_service_pb2_grpc
 
 SEQUENTIAL_CALLS = 3000
 CONCURRENT_CALLS = 20000
 CONCURRENCY = 64
 
 
-async def _measure(address: str) -> tuple[Latency, float]:
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = cache_service_pb2_grpc.CacheServiceStub(channel)
-        request = cache_service_pb2.GetRequest(namespace="bench", key="k")
-
-        async def call() -> object:
-            reply = await stub.Get(request)
-            assert reply.value == VALUE
-            return reply
-
-        latency = await measure_latency(call, SEQUENTIAL_CALLS)
-        rate = await measure_throughput(call, CONCURRENT_CALLS, CONCURRENCY)
-    return latency, rate
-
-
 def _run_mode(mode: str) -> tuple[Latency, float]:
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    with server_process(["-m", "bench.echo_server", "--mode", mode, "--port", str(port)], address):
-        return asyncio.run(_measure(address))
+    with echo_process(mode) as address:
+        return asyncio.run(measure_get(address, SEQUENTIAL_CALLS, CONCURRENT_CALLS, CONCURRENCY))
 
 
 def run() -> list[Row]:
