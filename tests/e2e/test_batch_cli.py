@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.batch import make_tree
+from tests.support.batch import batch_env, make_tree, processing_env
 from tests.support.processes import service_process
 from tests.support.redis import SHARED_URL, delete_prefix, unique_prefix
 
@@ -26,18 +26,9 @@ def test_import_run_query_summary_from_the_command_line(tmp_path: Path) -> None:
     media.mkdir()
     paths = make_tree(media, images=20)
     prefix = unique_prefix("batchcli")
-    roots = {"PROCESSING_MEDIA_ROOT": str(media), "PROCESSING_DERIVED_ROOT": str(derived)}
     try:
-        with service_process(
-            "processing", tmp_path, PROCESSING_WORKERS="1", PROCESSING_CACHE="false", **roots
-        ) as p:
-            env = {
-                "REDIS_URL": SHARED_URL,
-                "BATCH_KEY_PREFIX": prefix,
-                "BATCH_MEDIA_ROOT": str(media),
-                "BATCH_DERIVED_ROOT": str(derived),
-                "PROCESSING_ADDR": p.address,
-            }
+        with service_process("processing", tmp_path, **processing_env(media, derived)) as p:
+            env = batch_env(media, derived, redis_url=SHARED_URL, prefix=prefix, processing=p.address)
             with service_process("batch", tmp_path, **env) as batch:
                 imported = _mediactl(batch.address, "import", "library", "--json")
                 assert imported.returncode == 0, imported.stderr

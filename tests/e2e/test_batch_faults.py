@@ -15,7 +15,17 @@ from mediasuite.batch.v1 import batch_service_pb2 as bpb
 from mediasuite.batch.v1 import batch_service_pb2_grpc, catalog_service_pb2_grpc
 from mediasuite.batch.v1 import catalog_service_pb2 as cpb
 from mediasuite.processing.v1 import processing_service_pb2 as pb
-from tests.support.batch import catalog_dump, finished, make_tree
+from tests.support.batch import (
+    IMPORT_LIBRARY,
+    batch_env,
+    catalog_dump,
+    finished,
+    make_tree,
+    processing_env,
+    run_batch,
+    submit_until_killed,
+    watch_batch,
+)
 from tests.support.processes import service_process
 from tests.support.redis import SHARED_URL, delete_prefix, unique_prefix
 
@@ -35,33 +45,17 @@ def _dirs(tmp_path: Path) -> tuple[Path, Path]:
     return media, derived
 
 
-def _processing_env(media: Path, derived: Path) -> dict[str, str]:
-    return {
-        "PROCESSING_MEDIA_ROOT": str(media),
-        "PROCESSING_DERIVED_ROOT": str(derived),
-        "PROCESSING_WORKERS": "1",
-        "PROCESSING_CACHE": "false",
-    }
-
-
 def _batch_env(media: Path, derived: Path, prefix: str, processing: str) -> dict[str, str]:
     return {
-        "REDIS_URL": SHARED_URL,
-        "BATCH_KEY_PREFIX": prefix,
-        "BATCH_MEDIA_ROOT": str(media),
-        "BATCH_DERIVED_ROOT": str(derived),
-        "PROCESSING_ADDR": processing,
+        **batch_env(media, derived, redis_url=SHARED_URL, prefix=prefix, processing=processing),
         "BATCH_RETRY_BACKOFF": "20ms",
         "BATCH_PROGRESS_INTERVAL": "200ms",
         "LOG_FORMAT": "text",
     }
 
 
-async def _import(channel: grpc.aio.Channel) -> None:
-    stub = batch_service_pb2_grpc.BatchServiceStub(channel)
-    spec = bpb.BatchSpec(import_directory=bpb.ImportOperation(directory="library", recursive=True))
-    events = [r.event async for r in stub.SubmitBatch(bpb.SubmitBatchRequest(spec=spec), timeout=120)]
-    assert finished(events).state == bpb.BATCH_STATE_SUCCEEDED
+async def _import(stub: batch_service_pb2_grpc.BatchServiceAsyncStub) -> None:
+    assert finished(await run_batch(stub, IMPORT_LIBRARY)).state == bpb.BATCH_STATE_SUCCEEDED
 
 
 async def test_sigkill_mid_atomic_batch_then_restart_finishes_exactly_once(tmp_path: Path) -> None:
@@ -69,29 +63,25 @@ async def test_sigkill_mid_atomic_batch_then_restart_finishes_exactly_once(tmp_p
     paths = make_tree(media, images=80)
     prefix = unique_prefix("batchkill")
     try:
-        with service_process("processing", tmp_path, **_processing_env(media, derived)) as processing:
+        with service_process("processing", tmp_path, **processing_env(media, derived)) as processing:
             env = _batch_env(media, derived, prefix, processing.address)
             with service_process("batch", tmp_path, **env) as first:
                 async with grpc.aio.insecure_channel(first.address) as channel:
-                    await _import(channel)
-                    before = catalog_dump(SHARED_URL, prefix)
                     stub = batch_service_pb2_grpc.BatchServiceStub(channel)
+                    await _import(stub)
+                    before = catalog_dump(SHARED_URL, prefix)
                     spec = bpb.BatchSpec(
                         process=THUMBNAILS,
                         selection=bpb.Selection(query=cpb.CatalogFilter()),
                         atomic=True,
                         concurrency=1,
                     )
-                    seen: list[bpb.BatchEvent] = []
-
-                    async def follow_and_kill() -> None:
-                        async for reply in stub.SubmitBatch(bpb.SubmitBatchRequest(spec=spec), timeout=120):
-                            seen.append(reply.event)
-                            if sum(e.WhichOneof("event") == "item_done" for e in seen) == 20:
-                                first.popen.send_signal(signal.SIGKILL)
-
-                    with pytest.raises(grpc.aio.AioRpcError):
-                        await follow_and_kill()
+                    seen = await submit_until_killed(
+                        stub,
+                        spec,
+                        first,
+                        lambda so_far: sum(e.WhichOneof("event") == "item_done" for e in so_far) == 20,
+                    )
                     first.popen.wait(10)
                 batch_id = seen[0].batch_id
                 staged = list((derived / ".staging" / batch_id).rglob("*.png"))
@@ -100,11 +90,7 @@ async def test_sigkill_mid_atomic_batch_then_restart_finishes_exactly_once(tmp_p
                 assert catalog_dump(SHARED_URL, prefix) == before
             with service_process("batch", tmp_path, **env) as second:
                 async with grpc.aio.insecure_channel(second.address) as channel:
-                    stub = batch_service_pb2_grpc.BatchServiceStub(channel)
-                    events = [
-                        r.event
-                        async for r in stub.WatchBatch(bpb.WatchBatchRequest(batch_id=batch_id), timeout=120)
-                    ]
+                    events = await watch_batch(batch_service_pb2_grpc.BatchServiceStub(channel), batch_id)
                     catalog = catalog_service_pb2_grpc.CatalogServiceStub(channel)
                     items = (await catalog.QueryItems(cpb.QueryItemsRequest(page_size=1000))).items
         assert [e.sequence for e in events] == list(range(1, len(events) + 1))
@@ -139,7 +125,7 @@ async def test_a_processing_replica_dies_mid_batch_and_no_item_fails(tmp_path: P
     media, derived = _dirs(tmp_path)
     make_tree(media, images=90)
     prefix = unique_prefix("batchlb")
-    penv = _processing_env(media, derived)
+    penv = processing_env(media, derived)
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
     try:
@@ -151,8 +137,8 @@ async def test_a_processing_replica_dies_mid_batch_and_no_item_fails(tmp_path: P
             env = _batch_env(media, derived, prefix, f"ipv4:{a.address},{b.address}")
             with service_process("batch", tmp_path, **env) as batch_process:
                 async with grpc.aio.insecure_channel(batch_process.address) as channel:
-                    await _import(channel)
                     stub = batch_service_pb2_grpc.BatchServiceStub(channel)
+                    await _import(stub)
                     spec = bpb.BatchSpec(
                         process=THUMBNAILS, selection=bpb.Selection(query=cpb.CatalogFilter()), concurrency=4
                     )
@@ -179,12 +165,12 @@ async def test_graceful_shutdown_pauses_and_the_next_start_resumes(tmp_path: Pat
     make_tree(media, images=80)
     prefix = unique_prefix("batchpause")
     try:
-        with service_process("processing", tmp_path, **_processing_env(media, derived)) as processing:
+        with service_process("processing", tmp_path, **processing_env(media, derived)) as processing:
             env = _batch_env(media, derived, prefix, processing.address)
             with service_process("batch", tmp_path, **env) as first:
                 async with grpc.aio.insecure_channel(first.address) as channel:
-                    await _import(channel)
                     stub = batch_service_pb2_grpc.BatchServiceStub(channel)
+                    await _import(stub)
                     spec = bpb.BatchSpec(
                         process=THUMBNAILS, selection=bpb.Selection(query=cpb.CatalogFilter()), concurrency=1
                     )
@@ -199,11 +185,7 @@ async def test_graceful_shutdown_pauses_and_the_next_start_resumes(tmp_path: Pat
             client.close()
             with service_process("batch", tmp_path, **env) as second:
                 async with grpc.aio.insecure_channel(second.address) as channel:
-                    stub = batch_service_pb2_grpc.BatchServiceStub(channel)
-                    events = [
-                        r.event
-                        async for r in stub.WatchBatch(bpb.WatchBatchRequest(batch_id=batch_id), timeout=120)
-                    ]
+                    events = await watch_batch(batch_service_pb2_grpc.BatchServiceStub(channel), batch_id)
         phases = [
             (bpb.BatchState.Name(e.phase.state), e.phase.reason)
             for e in events

@@ -17,7 +17,17 @@ from mediasuite.batch.v1 import batch_service_pb2 as bpb
 from mediasuite.batch.v1 import batch_service_pb2_grpc, catalog_service_pb2_grpc
 from mediasuite.batch.v1 import catalog_service_pb2 as cpb
 from mediasuite.processing.v1 import processing_service_pb2 as pb
-from tests.support.batch import catalog_dump, finished, make_tree
+from tests.support.batch import (
+    IMPORT_LIBRARY,
+    batch_env,
+    catalog_dump,
+    finished,
+    make_tree,
+    processing_env,
+    run_batch,
+    submit_until_killed,
+    watch_batch,
+)
 from tests.support.processes import service_process
 from tests.support.redis import SHARED_URL, delete_prefix, unique_prefix
 
@@ -55,46 +65,26 @@ async def test_sigkill_then_restart_completes_the_batch_exactly_once(
     count = 90
     paths = make_tree(media, images=count)
     prefix = unique_prefix("batchkillpoints")
-    penv = {
-        "PROCESSING_MEDIA_ROOT": str(media),
-        "PROCESSING_DERIVED_ROOT": str(derived),
-        "PROCESSING_WORKERS": "2",
-        "PROCESSING_CACHE": "false",
-    }
     try:
-        with service_process("processing", tmp_path, **penv) as processing:
+        with service_process(
+            "processing", tmp_path, **processing_env(media, derived, workers=2)
+        ) as processing:
             env = {
-                "REDIS_URL": SHARED_URL,
-                "BATCH_KEY_PREFIX": prefix,
-                "BATCH_MEDIA_ROOT": str(media),
-                "BATCH_DERIVED_ROOT": str(derived),
-                "PROCESSING_ADDR": processing.address,
+                **batch_env(
+                    media, derived, redis_url=SHARED_URL, prefix=prefix, processing=processing.address
+                ),
                 "BATCH_PROGRESS_INTERVAL": "200ms",
                 "LOG_FORMAT": "text",
             }
             with service_process("batch", tmp_path, **env) as first:
                 async with grpc.aio.insecure_channel(first.address) as channel:
                     stub = batch_service_pb2_grpc.BatchServiceStub(channel)
-                    spec = bpb.BatchSpec(
-                        import_directory=bpb.ImportOperation(directory="library", recursive=True)
-                    )
-                    imported = [
-                        r.event
-                        async for r in stub.SubmitBatch(bpb.SubmitBatchRequest(spec=spec), timeout=120)
-                    ]
+                    imported = await run_batch(stub, IMPORT_LIBRARY)
                     assert finished(imported).state == bpb.BATCH_STATE_SUCCEEDED
                     before = catalog_dump(SHARED_URL, prefix)
-                    seen: list[bpb.BatchEvent] = []
-
-                    async def follow_and_kill() -> None:
-                        request = bpb.SubmitBatchRequest(spec=_spec(atomic))
-                        async for reply in stub.SubmitBatch(request, timeout=120):
-                            seen.append(reply.event)
-                            if _kill_now(point, seen):
-                                first.popen.send_signal(signal.SIGKILL)
-
-                    with pytest.raises(grpc.aio.AioRpcError):
-                        await follow_and_kill()
+                    seen = await submit_until_killed(
+                        stub, _spec(atomic), first, lambda so_far: _kill_now(point, so_far)
+                    )
                 assert first.popen.wait(10) == -signal.SIGKILL
             batch_id = seen[0].batch_id
             client = redis.Redis.from_url(SHARED_URL)
@@ -109,11 +99,7 @@ async def test_sigkill_then_restart_completes_the_batch_exactly_once(
                 assert catalog_dump(SHARED_URL, prefix) != before, "non-atomic items are applied one by one"
             with service_process("batch", tmp_path, **env) as second:
                 async with grpc.aio.insecure_channel(second.address) as channel:
-                    stub = batch_service_pb2_grpc.BatchServiceStub(channel)
-                    events = [
-                        r.event
-                        async for r in stub.WatchBatch(bpb.WatchBatchRequest(batch_id=batch_id), timeout=120)
-                    ]
+                    events = await watch_batch(batch_service_pb2_grpc.BatchServiceStub(channel), batch_id)
                     catalog = catalog_service_pb2_grpc.CatalogServiceStub(channel)
                     items = (
                         await catalog.QueryItems(cpb.QueryItemsRequest(page_size=1000), timeout=10)

@@ -29,7 +29,7 @@ from mediasuite.batch.v1 import catalog_service_pb2 as cpb
 from mediasuite.cache.v1 import cache_service_pb2 as cache_pb
 from mediasuite.cache.v1 import cache_service_pb2_grpc
 from mediasuite.processing.v1 import processing_service_pb2 as pb
-from tests.support.batch import finished, make_tree
+from tests.support.batch import IMPORT_LIBRARY, batch_env, finished, make_tree, processing_env, run_batch
 from tests.support.processes import service_process
 from tests.support.redis import private_redis
 
@@ -100,23 +100,18 @@ async def test_redis_killed_under_load_cache_answers_from_memory_and_batch_pause
             service_process(
                 "cache", tmp_path, REDIS_URL=server.url, CACHE_REDIS_PREFIX="c:", **fast
             ) as cache,
-            service_process(
-                "processing",
-                tmp_path,
-                PROCESSING_MEDIA_ROOT=str(media),
-                PROCESSING_DERIVED_ROOT=str(derived),
-                PROCESSING_WORKERS="1",
-                PROCESSING_CACHE="false",
-            ) as processing,
+            service_process("processing", tmp_path, **processing_env(media, derived)) as processing,
             service_process(
                 "batch",
                 tmp_path,
-                REDIS_URL=server.url,
-                BATCH_KEY_PREFIX="b:",
-                BATCH_MEDIA_ROOT=str(media),
-                BATCH_DERIVED_ROOT=str(derived),
-                PROCESSING_ADDR=processing.address,
-                CACHE_ADDR=cache.address,
+                **batch_env(
+                    media,
+                    derived,
+                    redis_url=server.url,
+                    prefix="b:",
+                    processing=processing.address,
+                    cache=cache.address,
+                ),
                 BATCH_PROGRESS_INTERVAL="200ms",
                 LOG_FORMAT="text",
             ) as batch_process,
@@ -129,12 +124,7 @@ async def test_redis_killed_under_load_cache_answers_from_memory_and_batch_pause
                     cache_service_pb2_grpc.CacheServiceStub(cache_channel)
                 )
                 batches = batch_service_pb2_grpc.BatchServiceStub(batch_channel)
-                spec = bpb.BatchSpec(
-                    import_directory=bpb.ImportOperation(directory="library", recursive=True)
-                )
-                imported = [
-                    r.event async for r in batches.SubmitBatch(bpb.SubmitBatchRequest(spec=spec), timeout=120)
-                ]
+                imported = await run_batch(batches, IMPORT_LIBRARY)
                 assert finished(imported).state == bpb.BATCH_STATE_SUCCEEDED
                 thumbnails = bpb.BatchSpec(
                     process=bpb.ProcessOperation(

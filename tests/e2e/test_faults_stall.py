@@ -26,7 +26,7 @@ from mediasuite.batch.v1 import catalog_service_pb2 as cpb
 from mediasuite.common.v1 import media_pb2 as common_pb
 from mediasuite.processing.v1 import processing_service_pb2 as pb
 from mediasuite.processing.v1 import processing_service_pb2_grpc
-from tests.support.batch import finished, make_tree
+from tests.support.batch import IMPORT_LIBRARY, batch_env, finished, make_tree, processing_env, run_batch
 from tests.support.processes import free_port, service_process
 from tests.support.redis import SHARED_URL, delete_prefix, unique_prefix
 
@@ -57,23 +57,18 @@ async def test_a_stalled_processing_service_gives_deadline_exceeded_and_the_stal
     try:
         with (
             service_process("cache", tmp_path) as cache,
-            service_process(
-                "processing",
-                tmp_path,
-                PROCESSING_MEDIA_ROOT=str(media),
-                PROCESSING_DERIVED_ROOT=str(derived),
-                PROCESSING_WORKERS="1",
-                PROCESSING_CACHE="false",
-            ) as processing,
+            service_process("processing", tmp_path, **processing_env(media, derived)) as processing,
             service_process(
                 "batch",
                 tmp_path,
-                REDIS_URL=SHARED_URL,
-                BATCH_KEY_PREFIX=prefix,
-                BATCH_MEDIA_ROOT=str(media),
-                BATCH_DERIVED_ROOT=str(derived),
-                PROCESSING_ADDR=processing.address,
-                CACHE_ADDR=cache.address,
+                **batch_env(
+                    media,
+                    derived,
+                    redis_url=SHARED_URL,
+                    prefix=prefix,
+                    processing=processing.address,
+                    cache=cache.address,
+                ),
                 BATCH_ITEM_ATTEMPTS="2",
                 BATCH_RETRY_BACKOFF="50ms",
             ) as batch_process,
@@ -96,22 +91,12 @@ async def test_a_stalled_processing_service_gives_deadline_exceeded_and_the_stal
             ):
                 batches = batch_service_pb2_grpc.BatchServiceStub(batch_channel)
                 catalog = catalog_service_pb2_grpc.CatalogServiceStub(batch_channel)
-                spec = bpb.BatchSpec(
-                    import_directory=bpb.ImportOperation(directory="library", recursive=True)
-                )
-                imported = [
-                    r.event async for r in batches.SubmitBatch(bpb.SubmitBatchRequest(spec=spec), timeout=60)
-                ]
+                imported = await run_batch(batches, IMPORT_LIBRARY, deadline=60)
                 assert finished(imported).state == bpb.BATCH_STATE_SUCCEEDED
                 probe = {"media": {"path": "library/2020/00/img0000.png"}}
                 assert (await client.post("/v1/processing:probe", json=probe)).status_code == 200
                 # A first thumbnail batch: the batch service reads (and keeps) processing's presets.
-                warm = [
-                    r.event
-                    async for r in batches.SubmitBatch(
-                        bpb.SubmitBatchRequest(spec=_thumbnails(["library/2020/00/img0000.png"])), timeout=60
-                    )
-                ]
+                warm = await run_batch(batches, _thumbnails(["library/2020/00/img0000.png"]), deadline=60)
                 assert finished(warm).state == bpb.BATCH_STATE_SUCCEEDED
                 # Warm both processes up to their steady state before measuring.
                 await asyncio.gather(*(client.get("/v1/cache/stats") for _ in range(CONCURRENCY)))

@@ -24,6 +24,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from services.runtime.suite import PROCESSES
+from tests.support.batch import batch_env, processing_env
 from tests.support.processes import Running, health_status, service_process
 from tests.support.redis import SHARED_URL, delete_prefix, unique_prefix
 
@@ -168,28 +169,25 @@ def _call(channel: grpc.Channel, service_name: str, method: Any, request: Messag
 def suite(tmp_path: Path) -> Iterator[dict[str, Running]]:
     """Cache, processing, batch and monitor, each its own process, wired to each other."""
     prefix = unique_prefix("fuzzproto")
-    media = tmp_path / "media"
+    media, derived = tmp_path / "media", tmp_path / "derived"
     media.mkdir()
     try:
         with (
             service_process("cache", tmp_path) as cache,
             service_process(
-                "processing",
-                tmp_path,
-                PROCESSING_MEDIA_ROOT=str(media),
-                PROCESSING_DERIVED_ROOT=str(tmp_path / "derived"),
-                PROCESSING_WORKERS="1",
-                CACHE_ADDR=cache.address,
+                "processing", tmp_path, **processing_env(media, derived, cache=cache.address)
             ) as processing,
             service_process(
                 "batch",
                 tmp_path,
-                REDIS_URL=SHARED_URL,
-                BATCH_KEY_PREFIX=prefix,
-                BATCH_MEDIA_ROOT=str(media),
-                BATCH_DERIVED_ROOT=str(tmp_path / "derived"),
-                PROCESSING_ADDR=processing.address,
-                CACHE_ADDR=cache.address,
+                **batch_env(
+                    media,
+                    derived,
+                    redis_url=SHARED_URL,
+                    prefix=prefix,
+                    processing=processing.address,
+                    cache=cache.address,
+                ),
             ) as batch,
             service_process("monitor", tmp_path, MONITOR_CHECK="none") as monitor,
         ):

@@ -1,15 +1,18 @@
-"""Helpers for batch tests: a media tree of real images and videos, running batches to the end,
+"""Helpers for batch tests: a media tree of real images and videos, the environment that wires a
+processing and a batch process over it, running batches to the end (or killing the service mid-way),
 reading the catalog's Redis keys byte for byte."""
 
 from __future__ import annotations
 
 import io
+import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 import redis
 from PIL import Image
 
@@ -17,8 +20,23 @@ from mediasuite.batch.v1 import batch_service_pb2 as bpb
 from mediasuite.batch.v1 import batch_service_pb2_grpc
 from mediasuite.batch.v1 import catalog_service_pb2 as cpb
 from tests.support.media import exif_bytes, h264_video
+from tests.support.processes import Running
 
-__all__ = ["catalog_dump", "jpeg", "make_tree", "run_batch", "small_png"]
+__all__ = [
+    "IMPORT_LIBRARY",
+    "batch_env",
+    "catalog_dump",
+    "jpeg",
+    "make_tree",
+    "processing_env",
+    "run_batch",
+    "small_png",
+    "submit_until_killed",
+    "watch_batch",
+]
+
+# Import everything make_tree wrote (its default directory), metadata and all.
+IMPORT_LIBRARY = bpb.BatchSpec(import_directory=bpb.ImportOperation(directory="library", recursive=True))
 
 
 def jpeg(seed: int, width: int = 96, height: int = 64, *, exif: bool = False) -> bytes:
@@ -63,17 +81,78 @@ def make_tree(root: Path, images: int, videos: int = 0, *, directory: str = "lib
     return sorted(made)
 
 
+def processing_env(
+    media: Path, derived: Path, *, workers: int = 1, cache: str | None = None
+) -> dict[str, str]:
+    """The environment of a ``mediasuite-processing`` over ``media`` writing to ``derived``, with
+    ``workers`` workers; ``cache`` is the cache service's address (none: processing runs without one)."""
+    env = {
+        "PROCESSING_MEDIA_ROOT": str(media),
+        "PROCESSING_DERIVED_ROOT": str(derived),
+        "PROCESSING_WORKERS": str(workers),
+    }
+    env.update({"CACHE_ADDR": cache} if cache else {"PROCESSING_CACHE": "false"})
+    return env
+
+
+def batch_env(
+    media: Path, derived: Path, *, redis_url: str, prefix: str, processing: str, cache: str | None = None
+) -> dict[str, str]:
+    """The environment of a ``mediasuite-batch`` over the same roots, its keys under ``prefix`` in
+    ``redis_url``, calling processing at ``processing`` (and the cache at ``cache``, when given)."""
+    env = {
+        "REDIS_URL": redis_url,
+        "BATCH_KEY_PREFIX": prefix,
+        "BATCH_MEDIA_ROOT": str(media),
+        "BATCH_DERIVED_ROOT": str(derived),
+        "PROCESSING_ADDR": processing,
+    }
+    if cache:
+        env["CACHE_ADDR"] = cache
+    return env
+
+
 async def run_batch(
     stub: batch_service_pb2_grpc.BatchServiceAsyncStub,
     spec: bpb.BatchSpec,
     metadata: Iterable[tuple[str, str]] = (),
+    deadline: float = 120,
 ) -> list[bpb.BatchEvent]:
-    """Submit a batch and collect its events until it finishes."""
+    """Submit a batch and collect its events until it finishes (within ``deadline`` seconds)."""
     events = []
-    call = stub.SubmitBatch(bpb.SubmitBatchRequest(spec=spec), metadata=tuple(metadata), timeout=120)
+    call = stub.SubmitBatch(bpb.SubmitBatchRequest(spec=spec), metadata=tuple(metadata), timeout=deadline)
     async for reply in call:
         events.append(reply.event)
     return events
+
+
+async def watch_batch(
+    stub: batch_service_pb2_grpc.BatchServiceAsyncStub, batch_id: str
+) -> list[bpb.BatchEvent]:
+    """Every event of a batch, from its first, until it finishes (WatchBatch)."""
+    call = stub.WatchBatch(bpb.WatchBatchRequest(batch_id=batch_id), timeout=120)
+    return [reply.event async for reply in call]
+
+
+async def submit_until_killed(
+    stub: batch_service_pb2_grpc.BatchServiceAsyncStub,
+    spec: bpb.BatchSpec,
+    service: Running,
+    kill_when: Callable[[list[bpb.BatchEvent]], bool],
+) -> list[bpb.BatchEvent]:
+    """Submit a batch to ``service`` and SIGKILL it as soon as ``kill_when(events so far)``; the
+    events it sent before it died (the stream must end in an error)."""
+    seen: list[bpb.BatchEvent] = []
+
+    async def follow_and_kill() -> None:
+        async for reply in stub.SubmitBatch(bpb.SubmitBatchRequest(spec=spec), timeout=120):
+            seen.append(reply.event)
+            if kill_when(seen):
+                service.popen.send_signal(signal.SIGKILL)
+
+    with pytest.raises(grpc.aio.AioRpcError):
+        await follow_and_kill()
+    return seen
 
 
 def kinds(events: Iterable[bpb.BatchEvent]) -> list[str]:
