@@ -59,12 +59,10 @@ class BatchConfig:
     def from_env(cls, env: Env) -> BatchConfig:
         """Read and check every variable; ConfigError names the first one at fault."""
         server = ServerConfig.from_env(env, "batch", process("batch").port)
-        redis_url = env.text(
+        redis_url = env.redis_url(
             "REDIS_URL",
             "redis://127.0.0.1:6379/0",
             "Redis for the batch catalog, journal and event streams (redis://host:6379/0)",
-            check=lambda v: v.startswith(("redis://", "rediss://", "unix://")),
-            expected="a redis://, rediss:// or unix:// URL",
         )
         key_prefix = env.text(
             "BATCH_KEY_PREFIX",

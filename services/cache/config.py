@@ -78,12 +78,8 @@ class CacheConfig:
     def from_env(cls, env: Env) -> CacheConfig:
         """Read and check every variable; ConfigError names the first one at fault."""
         server = ServerConfig.from_env(env, "cache", process("cache").port)
-        redis_url = env.text(
-            "REDIS_URL",
-            "",
-            "Redis for the cache (redis://host:6379/0); unset: in-process memory only",
-            check=lambda v: v.startswith(("redis://", "rediss://", "unix://")),
-            expected="a redis://, rediss:// or unix:// URL",
+        redis_url = env.redis_url(
+            "REDIS_URL", "", "Redis for the cache (redis://host:6379/0); unset: in-process memory only"
         )
         prefix = env.text(
             "CACHE_REDIS_PREFIX",

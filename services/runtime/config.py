@@ -228,6 +228,16 @@ class Env:
             raise ConfigError(name, value, 'host:port, e.g. "127.0.0.1:50051" or "[::]:50051"')
         return value
 
+    def redis_url(self, name: str, default: str, meaning: str) -> str:
+        """A Redis URL: redis://, rediss:// (TLS) or unix://. An empty ``default`` makes it optional."""
+        return self.text(
+            name,
+            default,
+            meaning,
+            check=lambda v: v.startswith(("redis://", "rediss://", "unix://")),
+            expected="a redis://, rediss:// or unix:// URL",
+        )
+
     def path(self, name: str, default: str, meaning: str) -> Path:
         """A file-system path (not checked for existence here; the service decides what it needs)."""
         raw = self._raw(name, default, meaning)

@@ -109,3 +109,14 @@ def test_an_address_with_an_empty_default_is_optional_but_checked_when_set() -> 
     assert Env({"PEER_ADDR": "peer:8086"}).address("PEER_ADDR", "", "a peer") == "peer:8086"
     with pytest.raises(ConfigError, match="PEER_ADDR is 'peer': expected host:port"):
         Env({"PEER_ADDR": "peer"}).address("PEER_ADDR", "", "a peer")
+
+
+def test_a_redis_url_takes_the_three_schemes_and_an_empty_default_makes_it_optional() -> None:
+    for url in ("redis://h:6379/0", "rediss://:pw@h:6380/1", "unix:///run/redis.sock"):
+        assert Env({"REDIS_URL": url}).redis_url("REDIS_URL", "", "Redis") == url
+    assert Env({}).redis_url("REDIS_URL", "", "Redis") == ""
+    assert Env({}).redis_url("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis") == "redis://127.0.0.1:6379/0"
+    with pytest.raises(
+        ConfigError, match="REDIS_URL is 'http://h': expected a redis://, rediss:// or unix:// URL"
+    ):
+        Env({"REDIS_URL": "http://h"}).redis_url("REDIS_URL", "", "Redis")
