@@ -49,24 +49,22 @@ def test_path_overrides_the_body() -> None:
     assert message.content_type == "x"
 
 
-def test_enum_filters_and_nested_errors() -> None:
+def _query_items(body: bytes) -> catalog_service_pb2.QueryItemsRequest:
+    """A QueryItemsRequest from a JSON body alone (its route: POST with body "*", no path or query)."""
     message = build_request(
-        catalog_service_pb2.QueryItemsRequest.DESCRIPTOR,
-        body_field="*",
-        path_params={},
-        query=[],
-        body=b'{"filter": {"statuses": ["REVIEW_STATUS_APPROVED", 3], "since": "2024-01-01T00:00:00Z"}}',
+        catalog_service_pb2.QueryItemsRequest.DESCRIPTOR, body_field="*", path_params={}, query=[], body=body
     )
     assert isinstance(message, catalog_service_pb2.QueryItemsRequest)
+    return message
+
+
+def test_enum_filters_and_nested_errors() -> None:
+    message = _query_items(
+        b'{"filter": {"statuses": ["REVIEW_STATUS_APPROVED", 3], "since": "2024-01-01T00:00:00Z"}}'
+    )
     assert list(message.filter.statuses) == [2, 3]
     with pytest.raises(RequestError) as error:
-        build_request(
-            catalog_service_pb2.QueryItemsRequest.DESCRIPTOR,
-            body_field="*",
-            path_params={},
-            query=[],
-            body=b'{"filter": {"minSizeBytes": "12a"}}',
-        )
+        _query_items(b'{"filter": {"minSizeBytes": "12a"}}')
     assert error.value.field == "filter.minSizeBytes"
 
 
@@ -83,13 +81,7 @@ def test_any_json_body_is_accepted_or_refused_with_a_field_never_crashes(value: 
 
     body = json.dumps({"filter": value, "pageSize": value} if isinstance(value, dict) else value).encode()
     try:
-        build_request(
-            catalog_service_pb2.QueryItemsRequest.DESCRIPTOR,
-            body_field="*",
-            path_params={},
-            query=[],
-            body=body,
-        )
+        _query_items(body)
     except RequestError as error:
         refused = error
         assert refused.field, refused
@@ -105,13 +97,7 @@ def test_any_json_body_is_accepted_or_refused_with_a_field_never_crashes(value: 
 )
 def test_deeply_nested_bodies_are_400_not_a_crash(body: bytes) -> None:
     with pytest.raises(RequestError) as error:
-        build_request(
-            catalog_service_pb2.QueryItemsRequest.DESCRIPTOR,
-            body_field="*",
-            path_params={},
-            query=[],
-            body=body,
-        )
+        _query_items(body)
     assert error.value.field.startswith(("body", "filter"))
 
 
