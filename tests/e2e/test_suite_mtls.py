@@ -21,10 +21,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.cli.certs import Leaf, suite_certs
-from services.runtime.suite import PROCESSES
 from tests.support.batch import make_tree
 from tests.support.certs import expired_leaf, make_ca, make_leaf
-from tests.support.processes import BIN, base_env, free_port
+from tests.support.processes import BIN, start_suite, suite_env
 from tests.support.redis import SHARED_URL, delete_prefix, unique_prefix
 
 pytestmark = pytest.mark.slow
@@ -84,13 +83,11 @@ def tls_suite(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path, Path]]:
     make_tree(media, images=6)
     derived.mkdir()
     cache_prefix, batch_prefix = unique_prefix("mtlscache"), unique_prefix("mtlsbatch")
-    env = base_env(
-        MEDIASUITE_STATE_DIR=str(tmp_path / "state"),
-        GATEWAY_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
+    env = suite_env(
+        tmp_path / "state",
         # This test is about mutual TLS between processes; the gateway's HTTP keys have their own tests.
         GATEWAY_AUTH="off",
         MEDIASUITE_SAMPLE="off",
-        MONITOR_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
         OTEL_METRIC_EXPORT_INTERVAL="500",
         MONITOR_SAMPLE_INTERVAL="1s",
         REDIS_URL=SHARED_URL,
@@ -103,18 +100,8 @@ def tls_suite(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path, Path]]:
         BATCH_DERIVED_ROOT=str(derived),
         PROCESSING_WORKERS="1",
     )
-    for proc in PROCESSES:
-        address = f"127.0.0.1:{free_port()}"
-        env[proc.listen_env] = address
-        env[proc.addr_env] = address
     out = tmp_path / "up.out"
-    with out.open("wb") as sink:
-        popen = subprocess.Popen(
-            [str(BIN / "mediasuite"), "up", "--tls", str(certs)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    popen = start_suite(env, out, "--tls", str(certs))
     try:
         _eventually(
             lambda: popen.poll() is not None or "mediasuite is up" in out.read_text(),

@@ -25,26 +25,15 @@ from PIL import Image
 from mediasuite.cache.v1 import cache_service_pb2, cache_service_pb2_grpc
 from services.runtime.suite import PROCESSES
 from tests.support.media import photo, save
-from tests.support.processes import BIN, base_env, free_port
+from tests.support.processes import BIN, start_suite, suite_env
 
 
 @pytest.fixture
 def suite(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str], Path]]:
-    env = base_env(
-        MEDIASUITE_STATE_DIR=str(tmp_path / "state"),
-        MEDIASUITE_SAMPLE="off",  # the sample library has tests of its own (tests/e2e/test_docs.py)
-        GATEWAY_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
-        MONITOR_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
-    )
-    for proc in PROCESSES:
-        address = f"127.0.0.1:{free_port()}"
-        env[proc.listen_env] = address
-        env[proc.addr_env] = address
+    # The sample library has tests of its own (tests/e2e/test_docs.py).
+    env = suite_env(tmp_path / "state", MEDIASUITE_SAMPLE="off")
     out = tmp_path / "up.out"
-    with out.open("wb") as sink:
-        popen = subprocess.Popen(
-            [str(BIN / "mediasuite"), "up"], env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
+    popen = start_suite(env, out)
     yield popen, env, out
     # The suite's processes are mediasuite's children in sessions of their own: found before it
     # goes (killed first, they would be orphans no one stops), stopped by it when it can.

@@ -17,6 +17,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.runtime.suite import PROCESSES
+
 BIN = Path(sys.executable).parent
 BASH = shutil.which("bash") or "/bin/bash"  # an absolute path for subprocess (ruff S607)
 
@@ -86,6 +88,28 @@ def base_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(overrides)
     return env
+
+
+def suite_env(state_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment for ``mediasuite up`` on free loopback ports: each process listens on its own
+    (and the others call it there), the gateway and monitor HTTP ports too, its state in ``state_dir``."""
+    env = base_env(
+        MEDIASUITE_STATE_DIR=str(state_dir),
+        GATEWAY_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
+        MONITOR_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
+        **overrides,
+    )
+    for proc in PROCESSES:
+        env[proc.listen_env] = env[proc.addr_env] = f"127.0.0.1:{free_port()}"
+    return env
+
+
+def start_suite(env: Mapping[str, str], out: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start ``mediasuite up *args`` with its output in ``out`` (not waiting for it)."""
+    with out.open("wb") as sink:
+        return subprocess.Popen(
+            [str(BIN / "mediasuite"), "up", *args], env=dict(env), stdout=sink, stderr=subprocess.STDOUT
+        )
 
 
 @contextlib.contextmanager
