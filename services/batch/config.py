@@ -176,7 +176,8 @@ class BatchConfig:
             item_deadline_seconds=env.duration(
                 "BATCH_ITEM_DEADLINE",
                 60.0,
-                "deadline of each item's attempt when the batch does not say",
+                "deadline of each attempt of an item (and of a thumbnail batch's preset lookup) "
+                "when the batch does not say",
                 min=0.001,
             ),
             max_item_deadline_seconds=env.duration(

@@ -189,7 +189,7 @@ class ProcessWorker:
         outputs: list[OutputRef] = []
         texts: list[str] = []
         if name == "thumbnail":
-            presets = await self.client.presets()
+            presets = await self.client.presets(deadline)
             encode = pb.EncodeOptions()
             encode.CopyFrom(op.thumbnail.encode)
             encode.output_mode = mode

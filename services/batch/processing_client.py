@@ -140,11 +140,12 @@ class ProcessingClient:
         reply, attempts = await self.call(lambda t: self.stub.ProbeVideo(request, timeout=t), deadline_s)
         return media_of_video(reply.info, path, 0), attempts
 
-    async def presets(self) -> dict[str, int]:
-        """Thumbnail presets the processing service knows (name -> long edge)."""
+    async def presets(self, deadline_s: float) -> dict[str, int]:
+        """Thumbnail presets the processing service knows (name -> long edge), asked once with the
+        batch's retries and ``deadline_s`` per attempt (the item deadline of the batch that needs them)."""
         if self._presets is None:
             reply, _ = await self.call(
-                lambda t: self.stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=t), 10.0
+                lambda t: self.stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=t), deadline_s
             )
             self._presets = {p.name: p.long_edge for p in reply.presets}
         return self._presets

@@ -94,7 +94,7 @@ def build_parts(config: BatchConfig, telemetry: Telemetry) -> Parts:
         presets: dict[str, int] = {}
         if operation.WhichOneof("operation") == "thumbnail":
             try:
-                presets = await processing.presets()
+                presets = await processing.presets(spec.item_deadline_s)
             except Exception as error:
                 raise Unavailable(
                     f"the processing service at {config.processing_addr} did not answer ({error}); "

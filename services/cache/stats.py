@@ -150,9 +150,13 @@ def register_metrics(
 
     Counters (monotonic, per ``cache.namespace``): cache.hits, cache.misses (with
     ``cache.miss_reason`` absent/stale), cache.sets, cache.deletes, cache.evictions. Gauges:
-    cache.entries, cache.bytes (``cache.bytes.kind`` raw/stored), cache.hit_ratio,
-    cache.compression_ratio, cache.backend.latency (``quantile`` 0.5/0.99, microseconds),
-    cache.degraded (1 while memory serves in place of Redis), cache.failovers.
+    cache.entries, cache.bytes (``cache.bytes.kind`` raw/stored), cache.compression_ratio,
+    cache.backend.latency (``quantile`` 0.5/0.99, microseconds), cache.degraded (1 while memory
+    serves in place of Redis), cache.failovers.
+
+    No hit ratio gauge: the monitor derives ``cache.hit_ratio`` (%, per export interval) from the
+    two counters under that name, and a 0-1 ratio since start exported beside it would share its
+    series. The ratio since start stays in GetStats.
     """
 
     def per_namespace(
@@ -245,9 +249,6 @@ def register_metrics(
         description="Entries held",
     )
     meter.create_observable_gauge("cache.bytes", [sizes], unit="By", description="Bytes of values held")
-    meter.create_observable_gauge(
-        "cache.hit_ratio", [ratio("hit_ratio")], unit="1", description="hits/(hits+misses)"
-    )
     meter.create_observable_gauge(
         "cache.compression_ratio", [ratio("compression_ratio")], unit="1", description="raw/stored bytes"
     )

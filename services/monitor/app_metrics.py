@@ -5,7 +5,8 @@ turns them into samples for the store:
 
 - a gauge, or a sum that is not monotonic (in-flight requests, queue depth): stored as it is;
 - a monotonic sum (a counter): ``<name>.rate``, per second; ``cache.hits`` with ``cache.misses``
-  of the same labels also give ``cache.hit_ratio`` (%);
+  of the same labels (summed over ``cache.miss_reason``) also give ``cache.hit_ratio`` (%, hits
+  per lookup in the export interval);
 - a histogram: ``<name>.p50``, ``.p95``, ``.p99`` (in the histogram's unit) and ``<name>.count``
   (values recorded in the export interval);
 - ``rpc.server.duration``, the histogram the suite's runtime records for every call: per service
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 RPC_DURATION = "rpc.server.duration"
+_MISS_REASON = "cache.miss_reason"
 RPC_ERROR_CODES = frozenset({2, 4, 12, 13, 14, 15})
 _QUANTILES = ((".p50", 0.50), (".p95", 0.95), (".p99", 0.99))
 
@@ -237,13 +239,23 @@ class AppMetrics:
 
 
 def _hit_ratio(pending: dict[str, dict[LabelSet, float]]) -> list[AppSample]:
+    """Hits per lookup (%) per namespace (label set), counting misses of every reason.
+
+    ``cache.misses`` carries ``cache.miss_reason`` (absent, stale) that ``cache.hits`` has not, so
+    misses are summed over it before they meet the hits of the same labels.
+    """
     hits, misses = pending.get("cache.hits"), pending.get("cache.misses")
     if hits is None or misses is None:
         return []
     pending.clear()
+    missed: dict[LabelSet, float] = {}
+    for labels, count in misses.items():
+        key = tuple(kv for kv in labels if kv[0] != _MISS_REASON)
+        missed[key] = missed.get(key, 0.0) + count
     out = []
-    for labels, hit in hits.items():
-        total = hit + misses.get(labels, 0.0)
+    for labels in sorted(hits.keys() | missed.keys()):
+        hit = hits.get(labels, 0.0)
+        total = hit + missed.get(labels, 0.0)
         if total > 0:
             out.append(
                 AppSample("cache.hit_ratio", labels, 100.0 * hit / total, "%", "cache hits per lookup")

@@ -113,8 +113,22 @@ _FACTORIES: dict[tuple[bool, bool], tuple[str, Callable[..., Any]]] = {
 }
 
 
+class _InFlight:
+    """Calls of one method in flight: a plain integer, read by the metric callback at export time."""
+
+    __slots__ = ("attributes", "count")
+
+    def __init__(self, attributes: dict[str, str]) -> None:
+        self.attributes = attributes
+        self.count = 0
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Maps exceptions to statuses, counts in-flight calls, and records rpc.server.duration.
+
+    ``rpc.server.active_requests`` counts every inbound call in flight, unary and streaming, per
+    method. A call pays one integer add and one subtract; the metric reads the integers at export
+    time (an observable up-down counter), so the hot path makes no metrics SDK call for it.
 
     - :class:`MediasuiteError`: its code, message and google.rpc details (BadRequest, ErrorInfo);
     - ``NotImplementedError`` (the generated base servicer): UNIMPLEMENTED, naming the method;
@@ -135,14 +149,21 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         self._tracer = tracer
         self._handlers: dict[str, Handler] = {}
         self._duration: metrics.Histogram | None = None
-        self._active: metrics.UpDownCounter | None = None
+        self._in_flight: dict[str, _InFlight] = {}  # per method, added when a method is first called
         if meter is not None:
             self._duration = meter.create_histogram(
                 "rpc.server.duration", unit="ms", description="Duration of inbound RPCs, by method and status"
             )
-            self._active = meter.create_up_down_counter(
-                "rpc.server.active_requests", unit="{request}", description="Inbound RPCs in flight"
+            meter.create_observable_up_down_counter(
+                "rpc.server.active_requests",
+                [self._observe_in_flight],
+                unit="{request}",
+                description="Inbound RPCs in flight (unary and streaming), by method",
             )
+
+    def _observe_in_flight(self, _options: metrics.CallbackOptions) -> list[metrics.Observation]:
+        # Runs on the exporter's thread: iterate a snapshot, the event loop may add methods meanwhile.
+        return [metrics.Observation(m.count, m.attributes) for m in tuple(self._in_flight.values())]
 
     async def intercept_service(
         self,
@@ -166,7 +187,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         attributes = {"rpc.system": "grpc", "rpc.service": service_name, "rpc.method": method_name}
         attribute, factory = _FACTORIES[(handler.request_streaming, handler.response_streaming)]
         wrap = self._wrap_stream if handler.response_streaming else self._wrap_unary
-        behavior = wrap(getattr(handler, attribute), method, attributes)
+        # setdefault: two first calls of a method racing through _wrap share one count.
+        in_flight = self._in_flight.setdefault(method, _InFlight(attributes))
+        behavior = wrap(getattr(handler, attribute), method, in_flight)
         if self._tracer is not None and not method.startswith(_UNTRACED):
             # Outermost, so the span sees the status the errors were mapped to.
             behavior = _traced(behavior, self._tracer, method, attributes, handler.response_streaming)
@@ -177,12 +200,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         )
         return wrapped
 
-    def _wrap_unary(self, behavior: Behavior, method: str, attributes: dict[str, str]) -> Behavior:
+    def _wrap_unary(self, behavior: Behavior, method: str, in_flight: _InFlight) -> Behavior:
         tracker = self._tracker
         duration = self._duration
+        attributes = in_flight.attributes
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             tracker.enter()
+            in_flight.count += 1
             started = time.perf_counter()
             code = 0
             try:
@@ -197,6 +222,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 raise  # pragma: no cover (abort raises)
             finally:
                 tracker.leave()
+                in_flight.count -= 1
                 if duration is not None:
                     duration.record(
                         (time.perf_counter() - started) * 1000, {**attributes, "rpc.grpc.status_code": code}
@@ -204,12 +230,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return unary
 
-    def _wrap_stream(self, behavior: Behavior, method: str, attributes: dict[str, str]) -> Behavior:
-        active = self._active
-
+    def _wrap_stream(self, behavior: Behavior, method: str, in_flight: _InFlight) -> Behavior:
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            if active is not None:
-                active.add(1, attributes)
+            in_flight.count += 1
             try:
                 result = behavior(request, context)
                 if hasattr(result, "__aiter__"):
@@ -224,8 +247,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 await context.abort(status.code, status.details, status.trailing_metadata)
                 raise  # pragma: no cover (abort raises)
             finally:
-                if active is not None:
-                    active.add(-1, attributes)
+                in_flight.count -= 1
 
         return stream
 
@@ -237,8 +259,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if isinstance(error, NotImplementedError):
             detail = str(error)
             if detail in ("", "Method not implemented!"):  # the generated base servicer's text
-                detail = "this capability is not built yet (the README says what is)"
-            return _Status(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet: {detail}")
+                detail = "this server's version does not serve it (check client and server versions)"
+            return _Status(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented: {detail}")
         if isinstance(error, TimeoutError):
             return _Status(grpc.StatusCode.DEADLINE_EXCEEDED, f"{method} ran out of time: {error}")
         if isinstance(error, RedisConnectionError | RedisTimeoutError | ConnectionError):

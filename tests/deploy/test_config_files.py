@@ -4,9 +4,8 @@ Who reads a file is derived from the rendered manifests, not listed here: the Co
 from the file, the containers that mount it, and the setting (or argument) that points at the file
 under the mount. A mediasuite process's file is loaded with that process's own loader, registered in
 LOADERS by the setting's name (the monitor's alert rules, the cache's namespace policies). A file
-that a process mounts but no setting points at is one the process does not read yet: it is skipped,
-saying so, until the process reads a ``*_FILE`` setting; then the test fails until the setting
-points at the mounted file and its loader is here (two tests below show both failures).
+that a process mounts but no setting points at fails the test (an operator would edit it to no
+effect), and so does a setting without its loader here (three tests below show the failures).
 The OpenTelemetry Collector's loader is its binary, which does not run here: its file is checked for
 what the suite relies on (README.md, "What only a cluster can check", has the binary's own check).
 """
@@ -110,6 +109,31 @@ def test_a_process_that_reads_a_file_setting_fails_while_the_mounted_file_is_not
         _check_file(unwired, "cache-ttls.toml", tmp_path, process_settings(), LOADERS)
 
 
+def _with_mount(objects: Rendered, workload: str, source: str, volume: str) -> Rendered:
+    """The rendered objects with ``source``'s volume ``volume`` also mounted into ``workload`` (a copy)."""
+    changed = copy.deepcopy(list(objects.objects))
+    pods = {
+        obj["metadata"]["name"]: obj["spec"]["template"]["spec"]
+        for obj in changed
+        if obj["kind"] == "Deployment"
+    }
+    (wanted,) = [v for v in pods[source]["volumes"] if v["name"] == volume]
+    (mount,) = [
+        m for c in pods[source]["containers"] for m in c.get("volumeMounts", []) if m["name"] == volume
+    ]
+    pods[workload].setdefault("volumes", []).append(wanted)
+    for container in pods[workload]["containers"]:
+        container.setdefault("volumeMounts", []).append(mount)
+    return Rendered(objects.variant, tuple(changed))
+
+
+def test_a_file_mounted_into_a_process_that_reads_no_setting_naming_it_fails(tmp_path: Path) -> None:
+    """Not vacuous: the monitor's alert rules also mounted into batch (which reads no file) fail."""
+    stray = _with_mount(rendered("overlays/dev"), "batch", "monitor", "alert-rules")
+    with pytest.raises(AssertionError, match=r"mounted into batch at .* reads no setting naming it"):
+        _check_file(stray, "alert-rules.yaml", tmp_path, process_settings(), LOADERS)
+
+
 def test_a_setting_naming_a_file_needs_its_loader_registered(tmp_path: Path) -> None:
     """Not vacuous: a file setting without its loader here fails instead of passing unread."""
     loaders = {k: v for k, v in LOADERS.items() if k != "CACHE_NAMESPACES_FILE"}
@@ -172,9 +196,10 @@ def _check_file(
             f"at {path}: point the setting at it in base/{process}.yaml (converting the file to the "
             "format the process reads) and add the setting's loader to LOADERS"
         )
-        pytest.skip(
+        raise AssertionError(
             f"{file_name} is mounted into {process} at {path}, but {process} reads no setting naming it "
-            "yet; it is checked by its loader once one does"
+            "(an operator would edit it to no effect): point a setting of the process at it, or stop "
+            "mounting it"
         )
 
 

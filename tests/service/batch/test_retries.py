@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from mediasuite.batch.v1 import batch_service_pb2 as bpb
+from mediasuite.batch.v1 import catalog_service_pb2 as cpb
 from mediasuite.processing.v1 import processing_service_pb2 as pb
 from mediasuite.processing.v1 import processing_service_pb2_grpc
 from services.batch.config import BatchConfig
@@ -21,6 +23,8 @@ from services.runtime.config import Env
 from services.runtime.errors import InvalidArgument, LimitExceeded, Unavailable
 from services.runtime.server import ServiceBinding
 from tests.conftest import ServerFactory
+from tests.service.batch.conftest import Factory
+from tests.support.batch import finished, make_tree, run_batch
 
 
 class Flaky(processing_service_pb2_grpc.ProcessingServiceServicer):
@@ -107,3 +111,60 @@ async def test_each_attempt_has_the_item_deadline_and_attempts_are_bounded(
             await client.close()
     assert (caught.value.code_name, caught.value.attempts) == ("DEADLINE_EXCEEDED", 3)
     assert len(flaky.calls) == 3
+
+
+class Capabilities(processing_service_pb2_grpc.ProcessingServiceServicer):
+    """GetCapabilities names one preset and records the deadline each call arrived with; ProbeMany
+    answers a small JPEG for every path (so an import fills the catalog)."""
+
+    def __init__(self) -> None:
+        self.remaining: list[float] = []
+
+    async def ProbeMany(self, request: pb.ProbeManyRequest, context: Any) -> pb.ProbeManyResponse:
+        return pb.ProbeManyResponse(
+            results=[
+                pb.ProbeManyResult(info=pb.MediaInfo(format="JPEG", width=4, height=3, content_hash=f"h{i}"))
+                for i, _ in enumerate(request.media)
+            ]
+        )
+
+    async def GetCapabilities(self, request: Any, context: Any) -> pb.GetCapabilitiesResponse:
+        self.remaining.append(context.time_remaining())
+        return pb.GetCapabilitiesResponse(presets=[pb.Preset(name="tiny", long_edge=64)])
+
+
+@pytest.mark.parametrize(
+    ("env", "spec_deadline", "expected"),
+    [({"BATCH_ITEM_DEADLINE": "3s"}, 0.0, 3.0), ({}, 2.0, 2.0)],
+    ids=["BATCH_ITEM_DEADLINE", "spec.item_deadline"],
+)
+async def test_the_preset_lookup_has_the_batchs_item_deadline(
+    grpc_server: ServerFactory,
+    batch_suite: Factory,
+    env: dict[str, str],
+    spec_deadline: float,
+    expected: float,
+) -> None:
+    """A thumbnail batch checks its presets with processing when it starts: each attempt of that
+    lookup has the deadline the batch's items get, not a fixed one."""
+    capabilities = Capabilities()  # type: ignore[abstract]
+    binding = ServiceBinding(
+        "mediasuite.processing.v1.ProcessingService",
+        partial(processing_service_pb2_grpc.add_ProcessingServiceServicer_to_server, capabilities),
+    )
+    spec = bpb.BatchSpec(
+        process=bpb.ProcessOperation(thumbnail=bpb.ThumbnailOperation(presets=["tiny"])),
+        selection=bpb.Selection(query=cpb.CatalogFilter(kind=cpb.MEDIA_KIND_IMAGE)),
+    )
+    if spec_deadline:
+        spec.item_deadline.FromNanoseconds(int(spec_deadline * 1e9))
+    async with (
+        grpc_server([binding]) as server,
+        batch_suite(processing=False, PROCESSING_ADDR=server.address, **env) as suite,
+    ):
+        make_tree(suite.media, images=1)
+        imported = bpb.BatchSpec(import_directory=bpb.ImportOperation(directory="library", recursive=True))
+        assert finished(await run_batch(suite.batch, imported)).done == 1
+        await suite.batch.StartBatch(bpb.StartBatchRequest(spec=spec))
+    (remaining,) = capabilities.remaining
+    assert remaining == pytest.approx(expected, abs=0.5)  # was 10 s whatever the batch said

@@ -3,47 +3,15 @@ invalidated by every catalog change; without a working cache it is computed, nev
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
-from typing import Any
-
-import grpc
-import pytest
 
 from mediasuite.batch.v1 import batch_service_pb2 as bpb
 from mediasuite.batch.v1 import catalog_service_pb2 as cpb
-from mediasuite.cache.v1 import cache_service_pb2, cache_service_pb2_grpc
-from services.runtime.server import ServiceBinding
-from tests.conftest import ServerFactory
+from mediasuite.cache.v1 import cache_service_pb2
 from tests.service.batch.conftest import Factory, Suite
 from tests.support.batch import finished, make_tree, run_batch
+from tests.support.cache import running_cache
 from tests.support.processes import service_process
-
-
-class DictCache(cache_service_pb2_grpc.CacheServiceServicer):
-    """Get, Set and Invalidate (by prefix) over a dict, recording the calls. A stand-in used while the
-    real cache answers UNIMPLEMENTED on this branch; the real one is tested below when it works."""
-
-    def __init__(self) -> None:
-        self.entries: dict[tuple[str, str], bytes] = {}
-        self.calls: list[str] = []
-
-    async def Get(self, request: Any, context: Any) -> cache_service_pb2.GetResponse:
-        self.calls.append(f"get {request.namespace} {request.key}")
-        value = self.entries.get((request.namespace, request.key))
-        return cache_service_pb2.GetResponse(found=value is not None, value=value or b"")
-
-    async def Set(self, request: Any, context: Any) -> cache_service_pb2.SetResponse:
-        self.calls.append(f"set {request.namespace} {request.key}")
-        self.entries[(request.namespace, request.key)] = request.value
-        return cache_service_pb2.SetResponse()
-
-    async def Invalidate(self, request: Any, context: Any) -> cache_service_pb2.InvalidateResponse:
-        self.calls.append(f"invalidate {request.namespace} {request.prefix}")
-        doomed = [k for k in self.entries if k[0] == request.namespace and k[1].startswith(request.prefix)]
-        for key in doomed:
-            del self.entries[key]
-        return cache_service_pb2.InvalidateResponse(deleted_count=len(doomed))
 
 
 async def _import_and_tag(suite: Suite) -> tuple[cpb.GetSummaryResponse, ...]:
@@ -73,16 +41,13 @@ def _same_counts(a: cpb.GetSummaryResponse, b: cpb.GetSummaryResponse) -> bool:
     return a == b
 
 
-async def test_summary_goes_through_the_cache_and_every_change_invalidates_it(
-    batch_suite: Factory, grpc_server: ServerFactory
-) -> None:
-    cache = DictCache()  # type: ignore[abstract]
-    binding = ServiceBinding(
-        "mediasuite.cache.v1.CacheService",
-        partial(cache_service_pb2_grpc.add_CacheServiceServicer_to_server, cache),
-    )
-    async with grpc_server([binding]) as server, batch_suite(CACHE_ADDR=server.address) as suite:
+async def test_summary_goes_through_the_cache_and_every_change_invalidates_it(batch_suite: Factory) -> None:
+    async with (
+        running_cache("memory") as cache,
+        batch_suite(CACHE_ADDR=cache.server.address) as suite,
+    ):
         first, second, third, fourth = await _import_and_tag(suite)
+        stats = await cache.stub.GetStats(cache_service_pb2.GetStatsRequest())
     assert (first.cached, second.cached, third.cached, fourth.cached) == (False, True, False, True)
     assert _same_counts(first, second)
     assert _same_counts(third, fourth)
@@ -92,26 +57,27 @@ async def test_summary_goes_through_the_cache_and_every_change_invalidates_it(
     assert third.by_status["pending"].count == 10
     assert sum(b.count for b in third.by_format.values()) == 10
     assert sum(b.bytes for b in third.by_format.values()) == third.total.bytes
-    namespaces = {call.split()[1] for call in cache.calls}
-    assert namespaces == {"collection_summary"}
-    assert any(call.startswith("invalidate collection_summary summary/") for call in cache.calls)
+    used = {n.namespace: n for n in stats.namespaces if n.hits or n.misses or n.sets or n.deletes}
+    assert set(used) == {"collection_summary"}
+    summaries = used["collection_summary"]
+    assert (summaries.misses, summaries.hits, summaries.sets) == (2, 2, 2)
+    assert summaries.deletes >= 1, "the trash batch's invalidation dropped the first summary"
 
 
 async def test_summary_against_the_real_cache_process(batch_suite: Factory, tmp_path: Path) -> None:
     with service_process("cache", tmp_path) as cache:
-        async with grpc.aio.insecure_channel(cache.address) as channel:
-            try:
-                await cache_service_pb2_grpc.CacheServiceStub(channel).Get(
-                    cache_service_pb2.GetRequest(namespace="collection_summary", key="probe"), timeout=5
-                )
-                implemented = True
-            except grpc.aio.AioRpcError as error:
-                implemented = error.code() != grpc.StatusCode.UNIMPLEMENTED
         async with batch_suite(CACHE_ADDR=cache.address) as suite:
             first, second, third, fourth = await _import_and_tag(suite)
-    assert (first.total.count, third.total.count) == (15, 10)  # answered whatever the cache does
+    assert (first.total.count, third.total.count) == (15, 10)
     assert _same_counts(first, second)
     assert _same_counts(third, fourth)
-    if not implemented:
-        pytest.skip("the cache service answers UNIMPLEMENTED on this branch (built by issue 3)")
     assert (first.cached, second.cached, third.cached, fourth.cached) == (False, True, False, True)
+
+
+async def test_without_a_reachable_cache_the_summary_is_computed_not_refused(batch_suite: Factory) -> None:
+    async with batch_suite() as suite:  # CACHE_ADDR: a port nobody listens on
+        first, second, third, fourth = await _import_and_tag(suite)
+    assert (first.cached, second.cached, third.cached, fourth.cached) == (False, False, False, False)
+    assert (first.total.count, third.total.count) == (15, 10)
+    assert _same_counts(first, second)
+    assert _same_counts(third, fourth)

@@ -24,12 +24,15 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from mediasuite.cache.v1 import cache_service_pb2 as cache_pb
+from mediasuite.common.v1 import media_pb2
 from mediasuite.monitor.v1 import monitor_service_pb2 as pb
 from mediasuite.monitor.v1 import monitor_service_pb2_grpc
 from services.monitor.config import MonitorConfig
 from services.monitor.server import MonitorServer, build_server
 from services.runtime.config import Env
 from services.runtime.telemetry import Telemetry
+from tests.support.cache import running_cache
 from tests.support.grpc_errors import detail
 from tests.support.monitor import ManualClock, ScriptedReader, gauge_request
 
@@ -123,6 +126,54 @@ async def test_a_gauge_exported_by_the_otel_sdk_shows_in_history(monitor: Runnin
     assert (point.avg, point.min, point.max, point.count) == (21.5, 21.5, 21.5, 2)
     listed = {m.name: m for m in (await monitor.stub.ListMetrics(pb.ListMetricsRequest())).metrics}
     assert (listed["room.temperature"].unit, listed["room.temperature"].source) == ("Cel", "probe")
+
+
+async def test_a_real_cache_with_one_hit_and_three_misses_shows_a_25_percent_hit_ratio(
+    monitor: Running, tmp_path: Path
+) -> None:
+    # The cache labels its misses by reason (absent, stale): the ratio must count both.
+    provider = MeterProvider(
+        resource=Resource.create({"service.name": "mediasuite-cache"}),
+        metric_readers=[
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(endpoint=monitor.server.address, insecure=True),
+                export_interval_millis=3_600_000,
+            )
+        ],
+    )
+    source = tmp_path / "a.jpg"
+    source.write_bytes(b"original")
+    stat = source.stat()
+    fingerprint = media_pb2.SourceFingerprint(
+        path="a.jpg", size_bytes=stat.st_size, mtime_ns=stat.st_mtime_ns
+    )
+    telemetry = Telemetry(meter_provider=provider)
+    async with running_cache("memory", telemetry=telemetry, CACHE_MEDIA_ROOT=str(tmp_path)) as cache:
+        await cache.stub.Set(
+            cache_pb.SetRequest(namespace="thumbnail", key="a", value=b"t", fingerprint=fingerprint)
+        )
+
+        async def get(key: str) -> cache_pb.GetResponse:
+            request = cache_pb.GetRequest(namespace="thumbnail", key=key, verify_source=True)
+            reply: cache_pb.GetResponse = await cache.stub.Get(request)
+            return reply
+
+        assert (await get("a")).found
+        source.write_bytes(b"edited in place")
+        assert (await get("a")).miss_reason == cache_pb.MISS_REASON_STALE
+        for absent in ("b", "c"):
+            assert (await get(absent)).miss_reason == cache_pb.MISS_REASON_ABSENT
+        await asyncio.to_thread(provider.force_flush)
+    await asyncio.to_thread(provider.shutdown)
+    current = await monitor.stub.GetCurrentMetrics(pb.GetCurrentMetricsRequest(prefix="cache.hit_ratio"))
+    assert [(s.name, dict(s.labels), s.value, s.unit) for s in current.samples] == [
+        ("cache.hit_ratio", {"cache.namespace": "thumbnail", "service": "cache"}, 25.0, "%")
+    ]
+    # One meaning per series: no other figure (such as a 0-1 ratio since start) shares it.
+    history = await monitor.stub.GetHistory(
+        pb.GetHistoryRequest(metric="cache.hit_ratio", window=_seconds(300))
+    )
+    assert [[(p.min, p.max) for p in s.points] for s in history.series] == [[(25.0, 25.0)]]
 
 
 async def test_alert_life_is_streamed_exactly_and_in_order(monitor: Running) -> None:

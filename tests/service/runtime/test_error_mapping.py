@@ -82,7 +82,7 @@ async def test_rpc_not_built_is_unimplemented_saying_so(grpc_server: ServerFacto
     error = await _call(grpc_server, "Optimize", pb.OptimizeRequest())
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
     assert (error.details() or "").startswith(
-        "/mediasuite.processing.v1.ProcessingService/Optimize is not implemented yet"
+        "/mediasuite.processing.v1.ProcessingService/Optimize is not implemented"
     )
 
 

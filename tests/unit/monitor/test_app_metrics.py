@@ -7,7 +7,14 @@ import math
 
 import pytest
 
-from services.monitor.app_metrics import AppMetrics, HistogramPoint, Kind, MetricBatch, NumberPoint
+from services.monitor.app_metrics import (
+    AppMetrics,
+    AppSample,
+    HistogramPoint,
+    Kind,
+    MetricBatch,
+    NumberPoint,
+)
 from services.monitor.histograms import ExplicitBuckets, ExponentialBuckets
 
 BOUNDS = (1.0, 2.0, 5.0, 10.0)
@@ -127,22 +134,65 @@ def test_a_restarted_process_counts_from_its_new_start() -> None:
     assert 1.0 < got["h.p50"] <= 2.0
 
 
-def test_counter_becomes_a_rate_and_hits_with_misses_a_hit_ratio() -> None:
+def test_counter_becomes_a_rate_and_hits_with_misses_of_every_reason_a_hit_ratio() -> None:
+    # The cache's shape: hits per namespace, misses per namespace and reason.
     app = AppMetrics(100)
-    ns = (("namespace", "thumbnail"),)
-    for name, first in (("cache.hits", 10.0), ("cache.misses", 0.0)):
-        app.ingest(
-            MetricBatch("cache", name, "1", "", Kind.SUM, True, points=[NumberPoint(ns, 0.0, 10.0, first)])
+    ns = (("cache.namespace", "thumbnail"),)
+
+    def export(time: float, hits: float, absent: float, stale: float) -> list[AppSample]:
+        by_reason = [
+            NumberPoint((*ns, ("cache.miss_reason", reason)), 0.0, time, value)
+            for reason, value in (("absent", absent), ("stale", stale))
+        ]
+        return [
+            *app.ingest(
+                MetricBatch(
+                    "cache", "cache.hits", "1", "", Kind.SUM, True, points=[NumberPoint(ns, 0.0, time, hits)]
+                )
+            ),
+            *app.ingest(MetricBatch("cache", "cache.misses", "1", "", Kind.SUM, True, points=by_reason)),
+        ]
+
+    export(10.0, 10.0, 0.0, 0.0)
+    out = export(20.0, 40.0, 4.0, 6.0)
+    got = {(s.name, dict(s.labels).get("cache.miss_reason", "")): s.value for s in out}
+    assert got[("cache.hits.rate", "")] == 3.0
+    assert (got[("cache.misses.rate", "absent")], got[("cache.misses.rate", "stale")]) == (0.4, 0.6)
+    ratios = [(s.labels, s.value, s.unit) for s in out if s.name == "cache.hit_ratio"]
+    assert ratios == [((("cache.namespace", "thumbnail"), ("service", "cache")), 75.0, "%")]
+
+
+def test_misses_without_hits_give_a_zero_hit_ratio_and_no_lookups_none() -> None:
+    app = AppMetrics(100)
+    a, b = (("cache.namespace", "a"),), (("cache.namespace", "b"),)
+    app.ingest(
+        MetricBatch(
+            "cache",
+            "cache.hits",
+            "1",
+            "",
+            Kind.SUM,
+            True,
+            delta=True,
+            points=[NumberPoint(a, 0.0, 5.0, 0.0), NumberPoint(b, 0.0, 5.0, 0.0)],
         )
-    out = []
-    for name, value in (("cache.hits", 40.0), ("cache.misses", 10.0)):
-        out += app.ingest(
-            MetricBatch("cache", name, "1", "", Kind.SUM, True, points=[NumberPoint(ns, 0.0, 20.0, value)])
+    )
+    stale = (("cache.miss_reason", "stale"),)
+    out = app.ingest(
+        MetricBatch(
+            "cache",
+            "cache.misses",
+            "1",
+            "",
+            Kind.SUM,
+            True,
+            delta=True,
+            points=[NumberPoint((*a, *stale), 0.0, 5.0, 2.0), NumberPoint((*b, *stale), 0.0, 5.0, 0.0)],
         )
-    got = {s.name: s.value for s in out}
-    assert got["cache.hits.rate"] == 3.0
-    assert got["cache.misses.rate"] == 1.0
-    assert got["cache.hit_ratio"] == 75.0
+    )
+    assert [(dict(s.labels)["cache.namespace"], s.value) for s in out if s.name == "cache.hit_ratio"] == [
+        ("a", 0.0)
+    ]
 
 
 def test_gauges_and_updown_sums_are_stored_as_they_are() -> None:
