@@ -16,6 +16,7 @@ nothing with any codec and is stored raw. The README has the measured table.
 from __future__ import annotations
 
 import enum
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,12 +39,22 @@ class Codec(enum.IntEnum):
 ZSTD_LEVEL = 3
 ZLIB_LEVEL = 6
 
-_zstd_compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-_zstd_decompressor = zstandard.ZstdDecompressor()
+
+class _ZstdContexts(threading.local):
+    """One zstd compression and one decompression context per thread: a context is not thread
+    safe (python-zstandard says so; two executor threads sharing one crashed the cache in memcpy),
+    and making one per call costs more than the compression of a small value."""
+
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self.decompressor = zstandard.ZstdDecompressor()
+
+
+_zstd_contexts = _ZstdContexts()
 
 
 def _zstd(data: bytes) -> bytes:
-    return _zstd_compressor.compress(data)
+    return _zstd_contexts.compressor.compress(data)
 
 
 def _lz4(data: bytes) -> bytes:
@@ -74,7 +85,7 @@ def decompress(codec: Codec, data: bytes, raw_size: int) -> bytes:
         return data
     try:
         if codec is Codec.ZSTD:
-            out = _zstd_decompressor.decompress(data, max_output_size=raw_size)
+            out = _zstd_contexts.decompressor.decompress(data, max_output_size=raw_size)
         elif codec is Codec.LZ4:
             out = bytes(lz4.frame.decompress(data))
         elif codec is Codec.ZLIB:

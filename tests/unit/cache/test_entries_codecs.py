@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 from hypothesis import given, settings
@@ -135,3 +136,24 @@ def test_fingerprint_matching() -> None:
     # A content hash on both sides decides, whatever size and mtime say.
     assert stored.matches(Fingerprint("a.jpg", 12, 0, "sha256:" + "aa" * 32))
     assert not stored.matches(Fingerprint("a.jpg", 10, 99, "sha256:" + "bb" * 32))
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_codecs_round_trip_from_many_threads_at_once(codec: Codec) -> None:
+    """The cache compresses and decompresses in its executor's threads, many at once: every round
+    trip must come back intact (zstd contexts shared across threads crashed the process)."""
+    values = [os.urandom(50) * (37 * i + 100) for i in range(64)]
+    wrong: list[int] = []
+
+    def work(worker: int) -> None:
+        for step in range(1500):
+            value = values[(worker * 7 + step) % len(values)]
+            if decompress(codec, compress(codec, value), len(value)) != value:
+                wrong.append(step)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
