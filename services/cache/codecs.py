@@ -6,7 +6,7 @@ codec can always be read.
 
 Why zstd by default: on the suite's kinds of values (JSON metadata and analyses, text summaries)
 ``bench/bench_cache.py`` measures zstd level 3 storing them about 10% smaller than zlib level 6
-(ratio 5.0 against 4.5), compressing 2.5 times and decompressing 1.6 times as fast; LZ4 is faster
+(ratio 5.0 against 4.5), compressing 2.8 times and decompressing 2 times as fast; LZ4 is faster
 still (3 times zstd) but stores twice as many bytes (ratio 2.6). A cache's size decides how much
 fits in Redis' memory, and at hundreds of MB/s either codec costs microseconds per entry next to a
 gRPC call's few hundred, so the better ratio wins. Already-compressed media (JPEG, WebP) gains
