@@ -147,12 +147,16 @@ class _Worker(Protocol):
 
 
 class _ProcessWorker:
-    """One worker process and the pipe to it. Used by one thread at a time."""
+    """One worker process and the pipe to it. Calls come from one thread at a time; ``stop`` may
+    come from another while a call runs, so replacing the process and stopping it take a lock, and
+    a stopped worker is never replaced."""
 
     def __init__(self, context: Any, memory_limit: int) -> None:
         self._context = context
         self._memory_limit = memory_limit
         self.tasks = 0
+        self._lock = threading.Lock()
+        self._stopped = False
         self._start()
 
     def _start(self) -> None:
@@ -223,18 +227,22 @@ class _ProcessWorker:
         self._process.join(5)
 
     def restart(self) -> None:
-        """Replace the worker process with a fresh one."""
-        self._kill()
-        self._conn.close()
-        self._start()
+        """Replace the worker process with a fresh one (not once the worker is stopped)."""
+        with self._lock:
+            self._kill()
+            self._conn.close()
+            if not self._stopped:
+                self._start()
 
     def stop(self) -> None:
-        """Ask the worker to exit; kill it if it does not."""
-        with contextlib.suppress(OSError):
-            self._conn.send(None)
-        self._process.join(2)
-        self._kill()
-        self._conn.close()
+        """Ask the worker to exit; kill it if it does not. A call running meanwhile fails WORKER_LOST."""
+        with self._lock:
+            self._stopped = True
+            with contextlib.suppress(OSError):
+                self._conn.send(None)
+            self._process.join(2)
+            self._kill()
+            self._conn.close()
 
 
 class _ThreadWorker:
