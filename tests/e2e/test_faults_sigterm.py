@@ -123,9 +123,12 @@ def _media(tmp_path: Path) -> Path:
     return media
 
 
+# The gallery preset (1280 px) from a 1600x1200 photo: a full decode and resize per call, so each
+# takes tens of milliseconds and 16 callers keep a queue in flight when the signal comes (a small
+# preset finished in a few ms on a quiet machine, and too few calls were in flight to tell).
 THUMBNAIL = pb.ThumbnailRequest(
     media=media_pb2.MediaRef(path="big.jpg"),
-    preset="medium",
+    preset="gallery",
     encode=pb.EncodeOptions(format=pb.IMAGE_FORMAT_JPEG, output_mode=media_pb2.OUTPUT_MODE_INLINE),
 )
 
@@ -247,7 +250,7 @@ async def test_gateway_sigterm_under_load(tmp_path: Path) -> None:
     ):
         body = {
             "media": {"path": "big.jpg"},
-            "preset": "medium",
+            "preset": "gallery",
             "encode": {"outputMode": "OUTPUT_MODE_INLINE"},
         }
         async with httpx.AsyncClient(
