@@ -4,11 +4,12 @@ The first operation that finds Redis down opens the circuit: that operation and 
 is served by the memory backend at once, so no call fails or hangs on a dead Redis. Down means a
 refused or lost connection, or no answer within the short command timeout and none to a PING after
 it (so a stall of this process, such as CPU throttling, does not count: the operation runs again on
-Redis). A Redis that goes silent costs the calls then in flight up to twice the timeout. A
-background task pings Redis with exponential backoff; when Redis answers, what changed during the
-outage is replayed (invalidations, then each touched key's final state written back or deleted),
-the memory backend is emptied, and Redis serves again. If more keys changed than the journal may
-hold, every namespace is cleared in Redis instead, so nothing stale survives the outage.
+Redis). A Redis that goes silent costs the calls then in flight about twice the timeout (plus a
+wait for a pooled connection for the one shared PING). A background task pings Redis with
+exponential backoff; when Redis answers, what changed during the outage is replayed (invalidations,
+then each touched key's final state written back or deleted), the memory backend is emptied, and
+Redis serves again. If more keys changed than the journal may hold, every namespace is cleared in
+Redis instead, so nothing stale survives the outage.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class FailoverBackend:
         self._invalidations: list[_Invalidation] = []
         self._overflow = False
         self._recovery: asyncio.Task[None] | None = None
+        self._confirming: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- state -----------------------------------------------------------------------------
@@ -233,15 +235,31 @@ class FailoverBackend:
         """``call`` on Redis. A timeout is confirmed before it counts: when Redis then answers a
         PING it was slow (or this process was starved of CPU, as under a container's CPU limit),
         not down, and ``call`` runs once more. Every backend call is safe to repeat; a write
-        repeated after its first attempt landed may report less (0 deleted, lease not released)."""
+        repeated after its first attempt landed may report less (0 deleted, lease not released,
+        an only-if-absent Set not stored)."""
         try:
             return await call()
         except BackendDown as error:
             if not error.timed_out:
                 raise
             log.info("redis timed out (%s); checking it answers before failing over", error)
-        await self.primary.ping()
+            try:
+                await self._confirm()
+            except (BackendDown, Unavailable):  # no answer, or an error one (BUSY, MASTERDOWN)
+                raise error from None
+            if self._degraded:
+                # Another call found Redis down meanwhile: memory answers from now on, and what
+                # memory holds (a lease, a write to replay) must not be bypassed on Redis.
+                raise error from None
         return await call()
+
+    async def _confirm(self) -> None:
+        """One PING for every call that timed out meanwhile: many callers time out together when
+        the pipelined connection gives up, and a PING each would exhaust the pool."""
+        if self._confirming is None or self._confirming.done():
+            self._confirming = asyncio.get_running_loop().create_task(self.primary.ping())
+            self._confirming.add_done_callback(_retrieve)
+        await asyncio.shield(self._confirming)
 
     async def _run(
         self,
@@ -350,6 +368,12 @@ class FailoverBackend:
             self._recovery.cancel()
             await asyncio.gather(self._recovery, return_exceptions=True)
         await self.primary.close()
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark the PING's outcome seen (every waiter may have been cancelled)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _redact(url: str) -> str:

@@ -10,6 +10,8 @@ over itself. A waiter that runs out of time gets DEADLINE_EXCEEDED saying so.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Callable
@@ -110,12 +112,18 @@ class Leases:
             if await store.backend.acquire_lease(namespace, key, token, ttl_ms):
                 # The holder may have Set the value (and freed the lease) since the lookup: a Set
                 # writes the value before it frees the lease, so looking again now sees it.
-                again = await store.get(namespace, key, fingerprint, count=False)
-                if isinstance(again, Hit):
-                    await store.backend.release_lease(namespace, key, token)
-                    self._signals.notify(namespace, key)
-                    store.count(namespace, again)
-                    return LeaseOutcome(again, None, waited)
+                try:
+                    again = await store.get(namespace, key, fingerprint, count=False)
+                    if isinstance(again, Hit):
+                        await self._give_back(namespace, key, token)
+                        store.count(namespace, again)
+                        return LeaseOutcome(again, None, waited)
+                except BaseException:
+                    # The caller will never see this token (cancelled, out of time, Redis
+                    # refused): free the lease, or every waiter would wait out its TTL.
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._give_back(namespace, key, token))
+                    raise
                 store.count(namespace, lookup)
                 return LeaseOutcome(None, Lease(token, int(self._clock() * 1000) + ttl_ms), waited)
             left = ends - time.monotonic()
@@ -130,6 +138,10 @@ class Leases:
             waited = True
             await self._signals.wait(namespace, key, min(left, poll))
             poll = min(poll * 2, POLL_MAX)
+
+    async def _give_back(self, namespace: str, key: str, token: str) -> None:
+        await self._store.backend.release_lease(namespace, key, token)
+        self._signals.notify(namespace, key)
 
     async def release(self, namespace: str, key: str, token: str) -> bool:
         """Give a lease back; waiters wake and one of them takes it over."""

@@ -29,7 +29,14 @@ from opentelemetry import metrics, trace
 
 from services.processing.config import PoolSettings
 from services.processing.limits import LIMIT_ENV
-from services.runtime.errors import Code, DeadlineExceeded, FieldViolation, LimitExceeded, MediasuiteError
+from services.runtime.errors import (
+    Code,
+    DeadlineExceeded,
+    FieldViolation,
+    LimitExceeded,
+    MediasuiteError,
+    Unavailable,
+)
 
 __all__ = ["PoolStats", "RemoteError", "WorkerLost", "WorkerPool"]
 
@@ -190,6 +197,8 @@ class _ProcessWorker:
         self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float
     ) -> tuple[Reply, tuple[int, int]]:
         """Run ``func(*args)`` in the worker, waiting at most ``timeout`` seconds."""
+        if self._stopped:
+            raise _shutting_down()
         if not self._process.is_alive():  # died while idle (killed from outside): replace it quietly
             self.restart()
         if not self._ready:  # a fresh worker's start-up does not count against the operation's time
@@ -286,6 +295,10 @@ class PoolStats:
     pids: tuple[int, ...]
 
 
+def _shutting_down() -> Unavailable:
+    return Unavailable("the processing service is shutting down: retry (another replica answers)")
+
+
 class WorkerPool:
     """Runs functions in workers; callers beyond the workers wait in a bounded queue."""
 
@@ -295,6 +308,7 @@ class WorkerPool:
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._threads = ThreadPoolExecutor(settings.workers, thread_name_prefix="pool")
         self._lock = threading.Lock()
+        self._closed = False
         self._busy = 0
         self._queued = 0
         self._restarts = 0
@@ -348,7 +362,8 @@ class WorkerPool:
         ]
 
     async def close(self) -> None:
-        """Stop every worker."""
+        """Stop every worker; calls made from now on are refused UNAVAILABLE."""
+        self._closed = True
         workers, self._workers = self._workers, []
         for worker in workers:
             await asyncio.to_thread(worker.stop)
@@ -374,6 +389,8 @@ class WorkerPool:
 
     async def run(self, func: Callable[..., Any], *args: Any, time_limit: float) -> Any:
         """``func(*args)`` in a worker within ``time_limit`` s; RESOURCE_EXHAUSTED when the queue is full."""
+        if self._closed:
+            raise _shutting_down()
         if self._idle.empty() and self._queued >= self.settings.queue_size:
             self._rejected += 1
             self._m_rejected.add(1)
@@ -392,6 +409,8 @@ class WorkerPool:
         finally:
             self._queued -= 1
             self._m_queued.add(-1)
+        if self._closed or worker not in self._workers:  # closed while this call waited
+            raise _shutting_down()
         wait_ms = (time.perf_counter() - waited) * 1000
         self._m_wait.record(wait_ms)
         # On the caller's span when tracing (processing.run <task>): how long it queued for a worker.

@@ -46,3 +46,15 @@ async def test_close_while_a_worker_is_being_replaced(delay: float) -> None:
             break
         await asyncio.sleep(0.05)
     assert alive == set()
+
+
+async def test_a_call_made_while_the_pool_closes_is_refused_unavailable() -> None:
+    pool = WorkerPool(SETTINGS)
+    await pool.start()
+    closing = asyncio.create_task(pool.close())
+    await asyncio.sleep(0)
+    with pytest.raises(MediasuiteError) as refused:
+        await pool.run(time.sleep, 0, time_limit=1)
+    await closing
+    assert refused.value.code.name == "UNAVAILABLE"
+    assert "shutting down" in refused.value.message
