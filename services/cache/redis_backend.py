@@ -124,23 +124,15 @@ class RedisBackend:
     async def _call(self, operation: Awaitable[T]) -> T:
         try:
             return await operation
-        except _DOWN as error:
-            raise BackendDown(
-                f"redis did not answer: {error!r}", timed_out=isinstance(error, _TIMEOUTS)
-            ) from error
-        except redis_errors.ResponseError as error:
-            raise Unavailable(f"redis refused the operation: {error}") from error
+        except (*_DOWN, redis_errors.ResponseError) as error:
+            raise _failure(error) from error
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
         try:
             yield
-        except _DOWN as error:
-            raise BackendDown(
-                f"redis did not answer: {error!r}", timed_out=isinstance(error, _TIMEOUTS)
-            ) from error
-        except redis_errors.ResponseError as error:
-            raise Unavailable(f"redis refused the operation: {error}") from error
+        except (*_DOWN, redis_errors.ResponseError) as error:
+            raise _failure(error) from error
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -332,6 +324,14 @@ class RedisBackend:
         await self._pipe.close()
         await self._client.aclose()
         await self._pool.disconnect()
+
+
+def _failure(error: BaseException) -> BackendDown | Unavailable:
+    """What a redis-py error means to the failover layer: an error reply is Unavailable (Redis
+    answered); anything else is BackendDown, marked when it was a timeout."""
+    if isinstance(error, redis_errors.ResponseError):
+        return Unavailable(f"redis refused the operation: {error}")
+    return BackendDown(f"redis did not answer: {error!r}", timed_out=isinstance(error, _TIMEOUTS))
 
 
 def _has_source(head: bytes | None, path: bytes) -> bool:
