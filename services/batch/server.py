@@ -30,6 +30,7 @@ from services.batch.summary_cache import SummaryCacheClient
 from services.batch.work import Worker
 from services.runtime.app import run_service
 from services.runtime.errors import Unavailable
+from services.runtime.redis_client import redis_client
 from services.runtime.server import GrpcServer, ServiceBinding
 from services.runtime.suite import process
 from services.runtime.telemetry import Telemetry
@@ -49,7 +50,7 @@ class Parts:
 
 def build_parts(config: BatchConfig, telemetry: Telemetry) -> Parts:
     """The server with its manager, catalog and Redis client."""
-    client = aioredis.Redis.from_url(config.redis_url, socket_timeout=30, health_check_interval=30)
+    client = redis_client(config.redis_url, socket_timeout=30, health_check_interval=30)
     catalog = CatalogStore(client, config.key_prefix)
     journal = Journal(client, config.key_prefix, config.limits.events_kept, config.limits.retention_seconds)
     staging = Staging(config.derived_root)

@@ -22,14 +22,13 @@ from typing import Any, TypeVar
 from opentelemetry import trace
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from services.cache.backend import BackendDown, BackendKind, Usage, Write
 from services.cache.entries import HEADER, head_sizes
 from services.cache.globs import escape
 from services.cache.redis_pipeline import PipelinedConnection
 from services.runtime.errors import Unavailable
+from services.runtime.redis_client import reconnect_once
 
 __all__ = ["RedisBackend"]
 
@@ -98,7 +97,7 @@ class RedisBackend:
             timeout=max(timeout * 4, 0.5),
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
+            retry=reconnect_once(),
         )
         self._client = Redis(connection_pool=self._pool)
         self._pipe = PipelinedConnection(url, timeout, tracer)

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.exceptions import RedisError
 
+from services.runtime.redis_client import redis_client
 from services.runtime.tls import TlsConfig
 
 __all__ = ["GrpcHealthProbe", "RedisProbe"]
@@ -84,9 +85,7 @@ class RedisProbe:
     async def check(self, deadline: float) -> tuple[bool, str]:
         """(PONG?, "PONG" or the error)."""
         if self._client is None:
-            self._client = aioredis.Redis.from_url(
-                self.url, socket_timeout=deadline, socket_connect_timeout=deadline, retry_on_timeout=False
-            )
+            self._client = redis_client(self.url, socket_timeout=deadline, socket_connect_timeout=deadline)
         try:
             await self._client.ping()
         except (RedisError, OSError) as error:

@@ -196,3 +196,23 @@ async def test_starting_without_redis_serves_memory_until_redis_appears(tmp_path
             assert _raw(server, cache.prefix, "k") is not None
         finally:
             server.kill()
+
+
+async def test_redis_restarted_between_two_calls_is_not_a_failover(tmp_path: Path) -> None:
+    """The connections pooled before the restart are dead; the first calls after it must reach the
+    new Redis (which kept its data: append-only file), not switch to an empty memory."""
+    with private_redis(tmp_path, persistent=True) as server:
+        async with running_cache("redis", redis_url=server.url, env=FAST) as cache:
+            stub = cache.stub
+            keys = [f"k{i}" for i in range(8)]
+            await asyncio.gather(
+                *(stub.Set(pb.SetRequest(namespace=NS, key=k, value=k.encode())) for k in keys)
+            )
+            server.kill()
+            server.start()
+            got = await asyncio.gather(
+                *(stub.Get(pb.GetRequest(namespace=NS, key=k), timeout=5) for k in keys)
+            )
+            assert [g.value for g in got] == [k.encode() for k in keys]
+            stats = await stub.GetStats(pb.GetStatsRequest())
+            assert (stats.backend.degraded, stats.backend.failovers) == (False, 0), stats.backend.reason
