@@ -28,7 +28,7 @@ from services.cache.entries import HEADER, head_sizes
 from services.cache.globs import escape
 from services.cache.redis_pipeline import PipelinedConnection
 from services.runtime.errors import Unavailable
-from services.runtime.redis_client import reconnect_once
+from services.runtime.redis_client import close_client, reconnect_once
 
 __all__ = ["RedisBackend"]
 
@@ -321,8 +321,7 @@ class RedisBackend:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self._pipe.close()
-        await self._client.aclose()
-        await self._pool.disconnect()
+        await close_client(self._client)
 
 
 def _failure(error: BaseException) -> BackendDown | Unavailable:
