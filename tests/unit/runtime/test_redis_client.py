@@ -39,7 +39,11 @@ async def test_a_restart_between_two_commands_costs_nothing(tmp_path: Path) -> N
 async def test_a_command_cut_off_by_close_is_not_sent_again() -> None:
     name = f"mstest-close-{uuid.uuid4().hex[:8]}"
     client = redis_client(SHARED_URL, socket_timeout=5, client_name=name)
-    blocked = asyncio.create_task(client.xread({f"mstest:{name}:none": "0-0"}, block=2000))
+
+    async def read() -> object:
+        return await client.xread({f"mstest:{name}:none": "0-0"}, block=2000)
+
+    blocked = asyncio.create_task(read())
     await asyncio.sleep(0.2)
     assert _connections_named(name) == 1
     await close_client(client)
