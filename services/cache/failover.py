@@ -97,9 +97,10 @@ class FailoverBackend:
         )
 
     async def start(self) -> None:
-        """Check Redis once at start; serve from memory (and keep trying) when it does not answer."""
+        """Check Redis at start (a timeout confirmed by one more PING, as for every call); serve
+        from memory (and keep trying) when it does not answer."""
         try:
-            await self.primary.ping()
+            await self._redis(self.primary.ping)
         except BackendDown as error:
             self._trip(error)
 

@@ -3,16 +3,19 @@ with the Redis backend (a private key prefix on the shared Redis, or a given URL
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
 import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mediasuite.cache.v1 import cache_service_pb2_grpc
 from services.cache.config import CacheConfig
-from services.cache.server import build_server
+from services.cache.server import REDIS_HEALTH, build_server
 from services.runtime.clients import open_channel
 from services.runtime.config import Env
 from services.runtime.server import GrpcServer
@@ -32,6 +35,17 @@ class RunningCache:
     backend: str
 
 
+async def _until_on_redis(channel: grpc.aio.Channel, url: str) -> None:
+    """Until the cache's Redis health service says SERVING (it asks nothing of the cache itself,
+    whose statistics and metrics tests read)."""
+    health = health_pb2_grpc.HealthStub(channel)
+    request = health_pb2.HealthCheckRequest(service=REDIS_HEALTH)
+    deadline = time.monotonic() + 20
+    while (await health.Check(request)).status != health_pb2.HealthCheckResponse.SERVING:
+        assert time.monotonic() < deadline, f"the cache did not reach Redis at {url} within 20 s"
+        await asyncio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def running_cache(
     backend: str = "redis",
@@ -39,9 +53,14 @@ async def running_cache(
     redis_url: str = SHARED_URL,
     telemetry: Telemetry | None = None,
     env: dict[str, str] | None = None,
+    on_redis: bool = True,
     **more_env: str,
 ) -> AsyncIterator[RunningCache]:
-    """Run the cache until the block ends; its Redis keys (under a private prefix) are deleted after."""
+    """Run the cache until the block ends; its Redis keys (under a private prefix) are deleted after.
+
+    With the Redis backend the block starts once the cache serves from Redis (``on_redis``): on a
+    busy machine its first PING may go unanswered in time, and it would start on memory (a test
+    of what memory does while Redis is down says ``on_redis=False``)."""
     env = {**(env or {}), **more_env}
     prefix = env.pop("CACHE_REDIS_PREFIX", "") or unique_prefix("cache")
     values = {"CACHE_LISTEN": "127.0.0.1:0", "CACHE_REDIS_PREFIX": prefix, **env}
@@ -53,6 +72,8 @@ async def running_cache(
     channel = open_channel(server.address, deadline_seconds=30)
     try:
         stub = cache_service_pb2_grpc.CacheServiceStub(channel)
+        if backend == "redis" and on_redis:
+            await _until_on_redis(channel, redis_url)
         yield RunningCache(server, stub, channel, prefix, redis_url, backend)
     finally:
         await channel.close(None)

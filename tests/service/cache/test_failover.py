@@ -185,7 +185,7 @@ async def test_a_short_redis_pause_is_waited_out_not_failed_over(tmp_path: Path)
 
 async def test_starting_without_redis_serves_memory_until_redis_appears(tmp_path: Path) -> None:
     server = PrivateRedis(free_port(), tmp_path)
-    async with running_cache("redis", redis_url=server.url, env=FAST) as cache:
+    async with running_cache("redis", redis_url=server.url, env=FAST, on_redis=False) as cache:
         stats = await cache.stub.GetStats(pb.GetStatsRequest())
         assert stats.backend.degraded
         await cache.stub.Set(pb.SetRequest(namespace=NS, key="k", value=b"v"))
@@ -215,4 +215,18 @@ async def test_redis_restarted_between_two_calls_is_not_a_failover(tmp_path: Pat
             )
             assert [g.value for g in got] == [k.encode() for k in keys]
             stats = await stub.GetStats(pb.GetStatsRequest())
+            assert (stats.backend.degraded, stats.backend.failovers) == (False, 0), stats.backend.reason
+
+
+async def test_a_redis_slow_to_answer_at_start_is_waited_out(tmp_path: Path) -> None:
+    """The first PING at start is confirmed like any call: a Redis paused a little longer than the
+    timeout (or a start on a busy machine) does not start the cache on memory."""
+    with private_redis(tmp_path) as server:
+        assert server.popen is not None
+        server.popen.send_signal(signal.SIGSTOP)
+        threading.Timer(0.4, server.popen.send_signal, (signal.SIGCONT,)).start()
+        async with running_cache(
+            "redis", redis_url=server.url, CACHE_REDIS_TIMEOUT="300ms", on_redis=False
+        ) as cache:
+            stats = await cache.stub.GetStats(pb.GetStatsRequest())
             assert (stats.backend.degraded, stats.backend.failovers) == (False, 0), stats.backend.reason
