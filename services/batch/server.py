@@ -30,7 +30,7 @@ from services.batch.summary_cache import SummaryCacheClient
 from services.batch.work import Worker
 from services.runtime.app import run_service
 from services.runtime.errors import Unavailable
-from services.runtime.redis_client import close_client, redis_client
+from services.runtime.redis_client import redis_client
 from services.runtime.server import GrpcServer, ServiceBinding
 from services.runtime.suite import process
 from services.runtime.telemetry import Telemetry
@@ -133,7 +133,7 @@ def build_parts(config: BatchConfig, telemetry: Telemetry) -> Parts:
         await invalidation.close()
         await processing.close()
         await cache.close()
-        await close_client(client)
+        await client.aclose()
 
     server.on_stop(close)
     return Parts(server, manager, catalog, client)

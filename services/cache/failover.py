@@ -103,6 +103,8 @@ class FailoverBackend:
             await self._redis(self.primary.ping)
         except BackendDown as error:
             self._trip(error)
+        except Unavailable as error:  # an error reply (LOADING, BUSY): not serving yet
+            self._trip(BackendDown(str(error)))
 
     def _trip(self, error: BackendDown) -> None:
         if self._degraded or self._closed:

@@ -22,13 +22,15 @@ from typing import Any, TypeVar
 from opentelemetry import trace
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from services.cache.backend import BackendDown, BackendKind, Usage, Write
 from services.cache.entries import HEADER, head_sizes
 from services.cache.globs import escape
 from services.cache.redis_pipeline import PipelinedConnection
 from services.runtime.errors import Unavailable
-from services.runtime.redis_client import close_client, reconnect_once
+from services.runtime.redis_client import POOL_OPTIONS
 
 __all__ = ["RedisBackend"]
 
@@ -97,7 +99,8 @@ class RedisBackend:
             timeout=max(timeout * 4, 0.5),
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry=reconnect_once(),
+            retry=Retry(NoBackoff(), 0),
+            **POOL_OPTIONS,
         )
         self._client = Redis(connection_pool=self._pool)
         self._pipe = PipelinedConnection(url, timeout, tracer)
@@ -321,7 +324,8 @@ class RedisBackend:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self._pipe.close()
-        await close_client(self._client)
+        await self._client.aclose()
+        await self._pool.disconnect()
 
 
 def _failure(error: BaseException) -> BackendDown | Unavailable:

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.exceptions import RedisError
 
-from services.runtime.redis_client import close_client, redis_client
+from services.runtime.redis_client import redis_client
 from services.runtime.tls import TlsConfig
 
 __all__ = ["GrpcHealthProbe", "RedisProbe"]
@@ -95,5 +95,5 @@ class RedisProbe:
     async def close(self) -> None:
         """Close the connection pool."""
         if self._client is not None:
-            await close_client(self._client)
+            await self._client.aclose()
             self._client = None

@@ -1,54 +1,25 @@
-"""How the suite's processes talk to Redis through redis-py: the batch process, the monitor's probe
-and the cache backend's pool."""
+"""How the suite's processes connect to Redis through redis-py: the batch process, the monitor's
+probe and the cache backend's pool."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.maint_notifications import MaintNotificationsConfig
 
-__all__ = ["close_client", "reconnect_once", "redis_client"]
+__all__ = ["POOL_OPTIONS", "redis_client"]
 
-
-class _ReconnectOnce(Retry):
-    """One policy object for every connection of a client (redis-py copies the policy into each
-    connection; this one hands itself out instead), so closing the client can switch it off."""
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _ReconnectOnce:
-        return self
-
-    def __copy__(self) -> _ReconnectOnce:
-        return self
-
-
-def reconnect_once() -> Retry:
-    """redis-py's retry policy for our pools: a command that lost its connection is sent once
-    more, at once, on a fresh connection; nothing else is retried.
-
-    A connection pooled before Redis restarted is dead, and the pool does not always notice before
-    handing it out: the command then fails with "Connection closed by server" although Redis
-    answers. Such a command never reached the new server. Timeouts are never retried: a command
-    that timed out may have run. A Redis that is really down refuses the second connection too,
-    which costs one more refused connect, not a wait. :func:`close_client` switches it off first,
-    so a command cut off by the close is not sent again on a connection nobody would close.
-    """
-    return _ReconnectOnce(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+#: Options for every redis-py pool of the suite. Maintenance notifications (push messages of
+#: managed Redis services about planned failovers) are off: redis-py 8.1 turns them on by default
+#: over RESP3, and while they are on its pool skips the check that replaces a connection the
+#: server has closed (redis/redis-py#4252). A connection pooled before Redis restarted was then
+#: handed out dead, and the first command after the restart failed with "Connection closed by
+#: server" although Redis answered. Commands are never retried: one whose reply was lost may
+#: have run, and several of ours (appends, event scripts) must run once.
+POOL_OPTIONS: dict[str, Any] = {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
 def redis_client(url: str, **options: Any) -> aioredis.Redis:
-    """An asyncio client for ``url`` that reconnects once (``options`` go to redis-py: timeouts,
-    health checks)."""
-    return aioredis.Redis.from_url(url, retry=reconnect_once(), **options)
-
-
-async def close_client(client: aioredis.Redis) -> None:
-    """Close ``client`` and its pool, including connections in use; a command they were running
-    fails (it is not retried)."""
-    retry = client.get_retry()
-    if retry is not None:
-        retry.update_retries(0)
-    await client.aclose()
-    await client.connection_pool.disconnect()
+    """An asyncio client for ``url`` (``options`` go to redis-py: timeouts, health checks)."""
+    return aioredis.Redis.from_url(url, **POOL_OPTIONS, **options)

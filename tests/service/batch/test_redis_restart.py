@@ -35,11 +35,12 @@ async def test_calls_right_after_a_redis_restart_succeed(batch_suite: Factory, t
                 )
 
             await get_all()  # several connections in the pool
-            server.kill()
+            # In a thread, so the event loop runs meanwhile, as it does while a real Redis restarts.
+            await asyncio.to_thread(server.kill)
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await suite.batch.GetBatch(bpb.GetBatchRequest(batch_id=batch_id), timeout=10)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
-            server.start()
+            await asyncio.to_thread(server.start)
 
             replies = await get_all()
             assert [r.batch.state for r in replies] == [bpb.BATCH_STATE_SUCCEEDED] * CALLERS
