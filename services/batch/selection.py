@@ -77,7 +77,7 @@ class MediaRoot:
 
     def resolve(self, relative: str, field: str, *, directory: bool = False) -> Path:
         """The real path of ``relative``: PERMISSION_DENIED outside the root, NOT_FOUND when absent."""
-        real, info = confine(self.real, relative, field)
+        real, info, _ = confine(self.real, relative, field)
         if directory and not stat.S_ISDIR(info.st_mode):
             raise InvalidArgument(f"{field} {relative!r} is not a directory", field=field)
         if not directory and not stat.S_ISREG(info.st_mode):

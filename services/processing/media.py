@@ -13,7 +13,7 @@ import stat
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from services.processing.limits import Limits
 from services.runtime.errors import InvalidArgument, NotFound
@@ -73,7 +73,7 @@ class MediaRoot:
         """A path under the root: PERMISSION_DENIED for absolute paths, ``..`` and symlinks leaving it."""
         if not relative or "\x00" in relative:
             raise InvalidArgument(f"{field} must be a non-empty path without NUL characters", field=field)
-        real, info = confine(self._real_root, relative, field)
+        real, info, posix = confine(self._real_root, relative, field)
         if not stat.S_ISREG(info.st_mode):
             raise InvalidArgument(f"{field} {relative!r} is not a regular file", field=field)
         if info.st_size > self._limits.max_file_bytes:
@@ -83,7 +83,7 @@ class MediaRoot:
         return Source(
             field,
             path=str(real),
-            relative_path=str(PurePosixPath(relative.replace("\\", "/"))),
+            relative_path=str(posix),
             size_bytes=info.st_size,
             mtime_ns=info.st_mtime_ns,
         )

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from services.runtime.errors import InvalidArgument, NotFound, PermissionDenied
 
-__all__ = ["confine"]
+__all__ = ["Confined", "confine"]
 
 
 def _outside(field: str, message: str) -> PermissionDenied:
     return PermissionDenied(f"{field} {message}", reason="PATH_OUTSIDE_ROOT", metadata={"field": field})
 
 
-def confine(real_root: Path, relative: str, field: str) -> tuple[Path, os.stat_result]:
+class Confined(NamedTuple):
+    """A caller's path found under the root."""
+
+    real: Path  # symlinks resolved
+    info: os.stat_result
+    relative: PurePosixPath  # as given, with / separators
+
+
+def confine(real_root: Path, relative: str, field: str) -> Confined:
     """The real path of ``relative`` under ``real_root`` (itself a real path) and its stat.
 
     INVALID_ARGUMENT for a NUL character; PERMISSION_DENIED (reason ``PATH_OUTSIDE_ROOT``) for an
@@ -37,4 +46,4 @@ def confine(real_root: Path, relative: str, field: str) -> tuple[Path, os.stat_r
         raise NotFound(f"{field} {relative!r} does not exist under the media root") from None
     except OSError as error:
         raise NotFound(f"{field} {relative!r} cannot be read: {error.strerror}") from None
-    return real, info
+    return Confined(real, info, posix)
