@@ -32,7 +32,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -106,12 +105,10 @@ def _photo_tree() -> Path:
     return tree
 
 
-@contextlib.contextmanager
 def _process(
     name: str, tag: str, cpus: set[int] | None = None, **env: str
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    with suite_process(name, ROOT / f"{name}-{tag}.log", env, cpus) as running:
-        yield running
+) -> contextlib.AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]:
+    return suite_process(name, ROOT / f"{name}-{tag}.log", env, cpus)
 
 
 class PeakRss:

@@ -21,8 +21,16 @@ from google.protobuf.duration_pb2 import Duration
 from mediasuite.cache.v1 import cache_service_pb2, cache_service_pb2_grpc
 from mediasuite.monitor.v1 import monitor_service_pb2 as pb
 from mediasuite.monitor.v1 import monitor_service_pb2_grpc
-from services.runtime.suite import PROCESSES
-from tests.support.processes import BIN, base_env, free_port, service_process, spawn, wait_serving
+from tests.support.processes import (
+    BIN,
+    base_env,
+    free_port,
+    service_process,
+    spawn,
+    start_suite,
+    suite_env,
+    wait_serving,
+)
 
 T = TypeVar("T")
 
@@ -176,19 +184,8 @@ def test_mediactl_monitor_commands_against_a_real_monitor(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_mediasuite_up_sends_every_service_metrics_to_the_monitor(tmp_path: Path) -> None:
-    env = base_env(
-        MEDIASUITE_STATE_DIR=str(tmp_path / "state"),
-        GATEWAY_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
-        MONITOR_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
-        OTEL_METRIC_EXPORT_INTERVAL="500",
-        MONITOR_SAMPLE_INTERVAL="1s",
-    )
-    for proc in PROCESSES:
-        address = f"127.0.0.1:{free_port()}"
-        env[proc.listen_env] = address
-        env[proc.addr_env] = address
-    with (tmp_path / "up.out").open("wb") as sink:
-        up = subprocess.Popen([str(BIN / "mediasuite"), "up"], env=env, stdout=sink, stderr=subprocess.STDOUT)
+    env = suite_env(tmp_path / "state", OTEL_METRIC_EXPORT_INTERVAL="500", MONITOR_SAMPLE_INTERVAL="1s")
+    up = start_suite(env, tmp_path / "up.out")
     try:
         stub = _stub(env["MONITOR_ADDR"])
         _eventually(

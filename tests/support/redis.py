@@ -105,6 +105,13 @@ class PrivateRedis:
             self.popen.send_signal(signal.SIGKILL)
             self.popen.wait(10)
 
+    def restart(self) -> None:
+        """Kill the server (SIGKILL) and start it again on the same port. From async code call it
+        in a thread (``asyncio.to_thread``), so the event loop runs meanwhile, as it does while a
+        real Redis restarts."""
+        self.kill()
+        self.start()
+
 
 @contextlib.contextmanager
 def private_redis(directory: Path, *, persistent: bool = False) -> Iterator[PrivateRedis]:

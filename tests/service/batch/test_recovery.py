@@ -12,9 +12,7 @@ import pytest
 from mediasuite.batch.v1 import batch_service_pb2 as bpb
 from services.batch.catalog import item_id
 from tests.service.batch.conftest import Factory
-from tests.support.batch import finished, make_tree, run_batch
-
-IMPORT = bpb.BatchSpec(import_directory=bpb.ImportOperation(directory="library", recursive=True))
+from tests.support.batch import IMPORT_LIBRARY, finished, make_tree, run_batch
 
 
 async def test_a_batch_submitted_while_recovery_lists_it_runs_once(
@@ -45,7 +43,7 @@ async def test_a_batch_submitted_while_recovery_lists_it_runs_once(
         monkeypatch.setattr(journal, "create", create_then_wait_for_the_listing)
         monkeypatch.setattr(journal, "active_ids", list_once_created)
         await manager.start()  # recovery, as at start or once Redis answers again
-        events = await run_batch(suite.batch, IMPORT)
+        events = await run_batch(suite.batch, IMPORT_LIBRARY)
         assert listed.is_set()
 
         started = [e for e in events if e.WhichOneof("event") == "phase" and e.phase.reason == "started"]

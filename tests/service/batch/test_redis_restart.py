@@ -14,10 +14,9 @@ import pytest
 
 from mediasuite.batch.v1 import batch_service_pb2 as bpb
 from tests.service.batch.conftest import Factory
-from tests.support.batch import finished, make_tree, run_batch
+from tests.support.batch import IMPORT_LIBRARY, finished, make_tree, run_batch
 from tests.support.redis import private_redis
 
-IMPORT = bpb.BatchSpec(import_directory=bpb.ImportOperation(directory="library", recursive=True))
 CALLERS = 8
 
 
@@ -26,7 +25,7 @@ async def test_calls_right_after_a_redis_restart_succeed(batch_suite: Factory, t
     with private_redis(tmp_path / "redis", persistent=True) as server:
         async with batch_suite(REDIS_URL=server.url) as suite:
             make_tree(suite.media, images=4)
-            batch_id = finished(await run_batch(suite.batch, IMPORT)).id
+            batch_id = finished(await run_batch(suite.batch, IMPORT_LIBRARY)).id
 
             async def get_all() -> list[bpb.GetBatchResponse]:
                 request = bpb.GetBatchRequest(batch_id=batch_id)

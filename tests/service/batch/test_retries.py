@@ -24,7 +24,7 @@ from services.runtime.errors import InvalidArgument, LimitExceeded, Unavailable
 from services.runtime.server import ServiceBinding
 from tests.conftest import ServerFactory
 from tests.service.batch.conftest import Factory
-from tests.support.batch import finished, make_tree, run_batch
+from tests.support.batch import IMPORT_LIBRARY, finished, make_tree, run_batch
 
 
 class Flaky(processing_service_pb2_grpc.ProcessingServiceServicer):
@@ -163,8 +163,7 @@ async def test_the_preset_lookup_has_the_batchs_item_deadline(
         batch_suite(processing=False, PROCESSING_ADDR=server.address, **env) as suite,
     ):
         make_tree(suite.media, images=1)
-        imported = bpb.BatchSpec(import_directory=bpb.ImportOperation(directory="library", recursive=True))
-        assert finished(await run_batch(suite.batch, imported)).done == 1
+        assert finished(await run_batch(suite.batch, IMPORT_LIBRARY)).done == 1
         await suite.batch.StartBatch(bpb.StartBatchRequest(spec=spec))
     (remaining,) = capabilities.remaining
     assert remaining == pytest.approx(expected, abs=0.5)  # was 10 s whatever the batch said

@@ -100,9 +100,11 @@ def _seconds(value: float) -> Duration:
     return d
 
 
-async def test_a_gauge_exported_by_the_otel_sdk_shows_in_history(monitor: Running) -> None:
-    provider = MeterProvider(
-        resource=Resource.create({"service.name": "mediasuite-probe"}),
+def _exporting_to(monitor: Running, service: str) -> MeterProvider:
+    """An OTel SDK meter provider exporting to the monitor as ``mediasuite-<service>``, only when
+    flushed (or shut down)."""
+    return MeterProvider(
+        resource=Resource.create({"service.name": f"mediasuite-{service}"}),
         metric_readers=[
             PeriodicExportingMetricReader(
                 OTLPMetricExporter(endpoint=monitor.server.address, insecure=True),
@@ -110,6 +112,10 @@ async def test_a_gauge_exported_by_the_otel_sdk_shows_in_history(monitor: Runnin
             )
         ],
     )
+
+
+async def test_a_gauge_exported_by_the_otel_sdk_shows_in_history(monitor: Running) -> None:
+    provider = _exporting_to(monitor, "probe")
 
     def observe(options: CallbackOptions) -> list[Observation]:
         return [Observation(21.5, {"room": "lab"})]
@@ -132,15 +138,7 @@ async def test_a_real_cache_with_one_hit_and_three_misses_shows_a_25_percent_hit
     monitor: Running, tmp_path: Path
 ) -> None:
     # The cache labels its misses by reason (absent, stale): the ratio must count both.
-    provider = MeterProvider(
-        resource=Resource.create({"service.name": "mediasuite-cache"}),
-        metric_readers=[
-            PeriodicExportingMetricReader(
-                OTLPMetricExporter(endpoint=monitor.server.address, insecure=True),
-                export_interval_millis=3_600_000,
-            )
-        ],
-    )
+    provider = _exporting_to(monitor, "cache")
     source = tmp_path / "a.jpg"
     source.write_bytes(b"original")
     stat = source.stat()
